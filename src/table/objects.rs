@@ -1,0 +1,309 @@
+//! The objects a table is made of: entities, next hops, routes, destinations and route sets.
+//!
+//! Each lives in a [`Ref`]-counted allocation (see `counted.rs`). Route data and route sets are
+//! immutable: a change builds a new version and publishes it with one compare-and-swap, so a
+//! reader sees a destination's routes and its best routes either wholly before or wholly after
+//! any change (copy-on-write, DESIGN-NOTES §1).
+//!
+//! Ownership graph (strong references only): a destination's route set holds its routes; a
+//! route holds its owner entity and its destination (a cycle that deleting the route breaks);
+//! route data holds next hops; an entity holds its next-hop list. Next hops hold no route or
+//! destination, so deleting every route of a table frees every destination.
+
+use std::time::Instant;
+
+use dashmap::DashMap;
+
+use crate::cell::EpochCell;
+use crate::counted::Ref;
+use crate::handles::NextHop;
+use crate::sync::{epoch::Guard, Arc, AtomicBool, SerialCounter};
+use crate::{EntityId, Family, NextHopFlags, Preference, Prefix, RouteFlags, Selector, ViewSet};
+
+/// A registered entity (a protocol instance or management client).
+pub(crate) struct EntityObj<F: Family> {
+    /// Unique per registration, so a re-registered identity never owns the old one's objects.
+    pub(crate) serial: u64,
+    pub(crate) id: EntityId,
+    pub(crate) default_preference: u32,
+    pub(crate) views: ViewSet,
+    /// Cleared (SeqCst) when deregistration starts; see `Registration::add_route` for the
+    /// handshake that keeps late route additions from outliving it.
+    pub(crate) registered: AtomicBool,
+    /// The entity's next hops by (address key, interface index).
+    pub(crate) next_hops: DashMap<(u128, u32), NextHop<F>>,
+}
+
+/// A next hop: (address, interface) within its owner.
+pub(crate) struct NextHopObj<F: Family> {
+    pub(crate) table_id: u64,
+    pub(crate) owner: EntityId,
+    pub(crate) owner_serial: u64,
+    pub(crate) address: F::Addr,
+    pub(crate) interface: u32,
+    pub(crate) deleted: AtomicBool,
+    /// The changeable part, replaced as a whole.
+    pub(crate) data: EpochCell<NextHopData>,
+}
+
+/// The changeable fields of a next hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NextHopData {
+    /// Flags (`REMOTE`: the address is resolved through the table).
+    pub flags: NextHopFlags,
+    /// Owner-private data, opaque to the table.
+    pub private: u64,
+}
+
+/// The identity part of a route; its changeable data lives in the destination's route set.
+pub(crate) struct RouteObj<F: Family> {
+    pub(crate) table_id: u64,
+    /// Creation order: the last tie-break of the best-route order.
+    pub(crate) serial: u64,
+    pub(crate) owner: Ref<EntityObj<F>>,
+    pub(crate) dest: Ref<DestObj<F>>,
+}
+
+/// What a route says: everything but its identity. Immutable once published.
+///
+/// Built with [`RouteData::new`] and its builder methods, passed to
+/// [`Registration::add_route`](crate::Registration::add_route), read back through
+/// [`RouteInfo`](crate::RouteInfo).
+///
+/// ```
+/// use rtmgr::{Ipv4, Preference, RouteData, ViewSet};
+/// let data = RouteData::<Ipv4>::new(vec![]).preference(Preference::new(20, 5)).views(ViewSet::ALL);
+/// assert_eq!(data.preference.metric, 5);
+/// ```
+#[derive(Clone, Debug)]
+pub struct RouteData<F: Family> {
+    /// The advertising peer's next hop, part of the route's identity (with destination and owner).
+    pub neighbour: Option<NextHop<F>>,
+    /// Preference and metric; a preference of 0 takes the owner's default.
+    pub preference: Preference,
+    /// The views the route is in.
+    pub views: ViewSet,
+    /// Route flags (`INACTIVE` routes are never best).
+    pub flags: RouteFlags,
+    /// Owner-private data, opaque to the table.
+    pub private: u64,
+    /// The equal-cost next hops: 1 to the table's `max_next_hops`, all the owner's.
+    pub next_hops: Vec<NextHop<F>>,
+}
+
+impl<F: Family> RouteData<F> {
+    /// Route data with these next hops, the owner's default preference, metric 0, the unicast
+    /// view, no flags, no neighbour.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteData, ViewSet};
+    /// let d = RouteData::<Ipv4>::new(vec![]);
+    /// assert_eq!(d.views, ViewSet::UNICAST);
+    /// ```
+    pub fn new(next_hops: Vec<NextHop<F>>) -> Self {
+        RouteData {
+            neighbour: None,
+            preference: Preference::default(),
+            views: ViewSet::UNICAST,
+            flags: RouteFlags::NONE,
+            private: 0,
+            next_hops,
+        }
+    }
+
+    /// Sets the preference and metric.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, Preference, RouteData};
+    /// assert_eq!(RouteData::<Ipv4>::new(vec![]).preference(Preference::new(5, 1)).preference.preference, 5);
+    /// ```
+    pub fn preference(mut self, preference: Preference) -> Self {
+        self.preference = preference;
+        self
+    }
+
+    /// Sets the views.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteData, ViewSet};
+    /// assert_eq!(RouteData::<Ipv4>::new(vec![]).views(ViewSet::ALL).views, ViewSet::ALL);
+    /// ```
+    pub fn views(mut self, views: ViewSet) -> Self {
+        self.views = views;
+        self
+    }
+
+    /// Sets the flags.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteData, RouteFlags};
+    /// assert!(RouteData::<Ipv4>::new(vec![]).flags(RouteFlags::INACTIVE).flags.contains(RouteFlags::INACTIVE));
+    /// ```
+    pub fn flags(mut self, flags: RouteFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Sets the neighbour (the advertising peer's next hop).
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteData};
+    /// assert!(RouteData::<Ipv4>::new(vec![]).neighbour(None).neighbour.is_none());
+    /// ```
+    pub fn neighbour(mut self, neighbour: Option<NextHop<F>>) -> Self {
+        self.neighbour = neighbour;
+        self
+    }
+
+    /// Sets the owner-private data.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteData};
+    /// assert_eq!(RouteData::<Ipv4>::new(vec![]).private(42).private, 42);
+    /// ```
+    pub fn private(mut self, private: u64) -> Self {
+        self.private = private;
+        self
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        !self.flags.contains(RouteFlags::INACTIVE)
+    }
+}
+
+/// One route in a route set: its identity and the data version current in this set.
+#[derive(Clone)]
+pub(crate) struct RouteEntry<F: Family> {
+    pub(crate) route: Ref<RouteObj<F>>,
+    pub(crate) data: Arc<RouteData<F>>,
+}
+
+impl<F: Family> RouteEntry<F> {
+    /// The best-route order: preference, metric, owner (protocol, instance), creation order.
+    fn order_key(&self) -> (Preference, EntityId, u64) {
+        (self.data.preference, self.route.owner.id, self.route.serial)
+    }
+}
+
+/// A destination's routes at one instant, in best order. Immutable once published.
+pub(crate) struct RouteSet<F: Family> {
+    /// Set once the last route is gone: the destination is leaving the tree and must not get
+    /// new routes (a writer replaces it in the tree with a fresh destination instead).
+    pub(crate) removed: bool,
+    /// When this version was made.
+    pub(crate) changed_at: Instant,
+    /// The routes, best first.
+    pub(crate) routes: Vec<RouteEntry<F>>,
+}
+
+impl<F: Family> RouteSet<F> {
+    /// A live set of these routes, sorted into best order.
+    pub(crate) fn new(mut routes: Vec<RouteEntry<F>>) -> Self {
+        routes.sort_by_key(RouteEntry::order_key);
+        RouteSet {
+            removed: false,
+            changed_at: now(),
+            routes,
+        }
+    }
+
+    /// The set of a destination that has left (or is leaving) the tree.
+    pub(crate) fn removed() -> Self {
+        RouteSet {
+            removed: true,
+            changed_at: now(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The first route in best order that is active, in one of `views`, and whose owner the
+    /// selector accepts.
+    #[inline]
+    pub(crate) fn best(&self, views: ViewSet, selector: Selector) -> Option<&RouteEntry<F>> {
+        self.routes.iter().find(|e| {
+            e.data.views.intersects(views)
+                && e.data.is_active()
+                && selector.accepts(e.route.owner.id)
+        })
+    }
+
+    /// Whether any route (active or not) is in one of `views`.
+    pub(crate) fn has_route_in(&self, views: ViewSet) -> bool {
+        self.routes.iter().any(|e| e.data.views.intersects(views))
+    }
+
+    /// The entry of a route, if it is in this set.
+    pub(crate) fn find(&self, route: &RouteObj<F>) -> Option<&RouteEntry<F>> {
+        self.routes.iter().find(|e| std::ptr::eq(&*e.route, route))
+    }
+
+    /// The views in which `route` is the best route.
+    pub(crate) fn best_views(&self, route: &RouteObj<F>) -> ViewSet {
+        let mut views = ViewSet::NONE;
+        for v in 0..32u8 {
+            let view = ViewSet::from_bits(1 << v);
+            if let Some(best) = self.best(view, Selector::Best) {
+                if std::ptr::eq(&*best.route, route) {
+                    views = views | view;
+                }
+            }
+        }
+        views
+    }
+
+    /// Whether the best route of some view differs between the two sets: another route, or a
+    /// new version of the same route's data.
+    pub(crate) fn best_differs(&self, other: &RouteSet<F>) -> bool {
+        let views = self.views() | other.views();
+        views.iter().any(|v| {
+            let view = ViewSet::from_bits(1 << v);
+            let a = self.best(view, Selector::Best);
+            let b = other.best(view, Selector::Best);
+            match (a, b) {
+                (None, None) => false,
+                (Some(a), Some(b)) => {
+                    !(Ref::ptr_eq(&a.route, &b.route) && Arc::ptr_eq(&a.data, &b.data))
+                }
+                _ => true,
+            }
+        })
+    }
+
+    /// The union of the views of the routes.
+    pub(crate) fn views(&self) -> ViewSet {
+        self.routes
+            .iter()
+            .fold(ViewSet::NONE, |acc, e| acc | e.data.views)
+    }
+}
+
+/// A destination: a prefix and its current route set.
+pub(crate) struct DestObj<F: Family> {
+    pub(crate) table_id: u64,
+    pub(crate) prefix: Prefix<F>,
+    pub(crate) routes: EpochCell<RouteSet<F>>,
+}
+
+impl<F: Family> DestObj<F> {
+    /// The current route set, readable while `guard` is pinned.
+    #[inline]
+    pub(crate) fn routes<'g>(&self, guard: &'g Guard) -> &'g RouteSet<F> {
+        self.routes.load(guard)
+    }
+
+    /// Whether the destination has left (or is leaving) the tree.
+    pub(crate) fn is_removed(&self, guard: &Guard) -> bool {
+        self.routes(guard).removed
+    }
+}
+
+/// A monotonic clock reading, for "last changed" times.
+pub(crate) fn now() -> Instant {
+    Instant::now()
+}
+
+/// Process-wide serial numbers (entity registrations, route creation order, table ids).
+pub(crate) fn next_serial() -> u64 {
+    static SERIAL: SerialCounter = SerialCounter::new(1);
+    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

@@ -1,0 +1,107 @@
+//! The write primitives every route change goes through: replace a destination's route set by
+//! compare-and-swap, and put a destination into the tree or take it out.
+//!
+//! # The destination life cycle
+//!
+//! A destination enters the tree with its first route (one root CAS that expects the prefix to
+//! be empty, or to hold a destination that is leaving). When a change empties its route set, the
+//! new set is a *removed* marker, published by the same CAS that removed the last route; from
+//! then on no writer adds to it — a writer that finds it replaces it in the tree with a fresh
+//! destination instead — and the writer that emptied it takes it out of the tree (a CAS that
+//! expects exactly that destination, so it never removes a successor). Readers treat a removed
+//! destination as absent. Every step is one CAS, so each operation is linearizable at its CAS.
+
+use crate::counted::Ref;
+use crate::sync::{epoch, Ordering};
+use crate::table::objects::{DestObj, RouteEntry, RouteSet};
+use crate::table::TableInner;
+use crate::{Error, Family};
+
+/// What a successful change of a route set did.
+pub(crate) struct SetChange {
+    /// Some view's best route is another route or another version of it now.
+    pub(crate) best_changed: bool,
+}
+
+impl<F: Family> TableInner<F> {
+    /// Replaces `dest`'s route set with the routes `change` computes from the current set,
+    /// retrying on concurrent changes (so `change` may run several times).
+    ///
+    /// Returns `Ok(None)` if the destination is leaving the tree (its set is the removed
+    /// marker), an error if `change` returns one.
+    pub(crate) fn change_routes(
+        &self,
+        dest: &DestObj<F>,
+        mut change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
+    ) -> Result<Option<SetChange>, Error> {
+        loop {
+            let guard = epoch::pin();
+            let current_raw = dest.routes.load_raw(&guard);
+            let current = dest.routes(&guard);
+            if current.removed {
+                return Ok(None);
+            }
+            let routes = change(current)?;
+            let new = if routes.is_empty() {
+                RouteSet::removed()
+            } else {
+                RouteSet::new(routes)
+            };
+            let best_changed = current.best_differs(&new);
+            let removed = new.removed;
+            if dest
+                .routes
+                .compare_swap(current_raw, Ref::new(new), &guard)
+                .is_ok()
+            {
+                if removed {
+                    self.dest_count.fetch_sub(1, Ordering::Relaxed);
+                    self.unlink(dest, &guard);
+                }
+                return Ok(Some(SetChange { best_changed }));
+            }
+            // Another writer changed the set first: recompute on its version.
+        }
+    }
+
+    /// Takes a destination whose set is the removed marker out of the tree, unless a writer
+    /// has already replaced it there.
+    fn unlink(&self, dest: &DestObj<F>, guard: &epoch::Guard) {
+        let prefix = dest.prefix;
+        if let Some(current) = self.tree.get(prefix.key(), prefix.len(), guard) {
+            if std::ptr::eq(&**current, dest) {
+                // A failed CAS means a writer replaced it meanwhile: nothing left to do.
+                let _ = self.tree.compare_replace(
+                    prefix.key(),
+                    prefix.len(),
+                    current.as_ptr(),
+                    None,
+                    guard,
+                );
+            }
+        }
+    }
+
+    /// Puts `new` at its prefix in the tree if the prefix still holds `expected` (null: nothing).
+    pub(crate) fn link(
+        &self,
+        new: Ref<DestObj<F>>,
+        expected: *const crate::counted::Counted<DestObj<F>>,
+        guard: &epoch::Guard,
+    ) -> Result<(), Ref<DestObj<F>>> {
+        let prefix = new.prefix;
+        match self.tree.compare_replace(
+            prefix.key(),
+            prefix.len(),
+            expected,
+            Some(new.clone()),
+            guard,
+        ) {
+            Ok(()) => {
+                self.dest_count.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => Err(new),
+        }
+    }
+}

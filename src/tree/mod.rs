@@ -1,0 +1,415 @@
+//! The concurrent radix tree of destinations: a persistent (path-copying) multibit trie under
+//! one atomic root.
+//!
+//! # Layout
+//!
+//! Every [`Node`] covers a 4-bit stride of the address. It holds the prefixes whose length ends
+//! inside its stride (relative lengths 0 to 3: 15 positions, numbered heap-style
+//! `(1 << rel) - 1 + bits`) and up to 16 children, both as popcount-compressed arrays: a `u16`
+//! bitmap says which positions are present and the rank of a position's bit is its index in the
+//! array. A /24 lives 6 nodes below the root, a /48 twelve; an IPv4 lookup touches at most 9
+//! nodes, an IPv6 lookup at most 33. Which prefixes of a node cover an address nibble is one
+//! table lookup ([`COVERING`]), so a longest match is one mask-and-count per node visited.
+//!
+//! # Concurrency: why path copying
+//!
+//! Nodes are immutable once published. A writer copies the nodes on the path from the root to
+//! the changed position (at most 9 small nodes for IPv4), then publishes the new root with one
+//! compare-and-swap on the [`EpochCell`]; if another writer published first it rebuilds on the
+//! new root and tries again. So:
+//!
+//! - readers take no lock and never wait: they load the root under an epoch guard and walk
+//!   immutable nodes;
+//! - writers take no lock either; they synchronise only through the root CAS (lock-free: a
+//!   failed CAS means another writer succeeded);
+//! - a **snapshot is one reference count increment on the root** ([`Tree::snapshot`]): the
+//!   version it names stays whole while writers go on, whatever the table's size. It holds only
+//!   counted references, never a pinned guard, so it does not stop reclamation elsewhere.
+//!
+//! Costs, stated plainly: every structural write (a destination created or removed) allocates
+//! depth-many nodes and retires as many; concurrent structural writes on any prefixes contend on
+//! the root (route changes on an existing destination do not touch the tree at all: they swap the
+//! destination's route set). A snapshot keeps alive the nodes of its version that writers have
+//! replaced since, until it is dropped.
+//!
+//! # Reclamation
+//!
+//! Children and prefixes are held by [`Ref`]s, so a node shared by several versions lives until
+//! the last version that holds it goes. The root's replaced version is released by the
+//! [`EpochCell`] through the epoch collector, which keeps it readable for readers that loaded it.
+
+mod iter;
+
+pub(crate) use iter::Iter;
+
+use crate::cell::EpochCell;
+use crate::counted::{Counted, Ref};
+use crate::sync::epoch::Guard;
+
+/// Bits of the address consumed by one node.
+pub(crate) const STRIDE: u8 = 4;
+
+/// `COVERING[n]`: the prefix positions of a node that cover the address nibble `n`.
+const COVERING: [u16; 16] = covering_table();
+
+const fn covering_table() -> [u16; 16] {
+    let mut table = [0u16; 16];
+    let mut n = 0;
+    while n < 16 {
+        let mut rel = 0;
+        while rel < STRIDE {
+            table[n] |= 1 << position(rel, (n >> (STRIDE - rel)) as u8);
+            rel += 1;
+        }
+        n += 1;
+    }
+    table
+}
+
+/// `UP_TO[rel]`: the positions of relative length at most `rel`.
+const UP_TO: [u16; 4] = [0b1, 0b111, 0b111_1111, 0b111_1111_1111_1111];
+
+/// The position of the prefix of relative length `rel` (0..4) with leading bits `bits`.
+#[inline]
+const fn position(rel: u8, bits: u8) -> u32 {
+    (1u32 << rel) - 1 + bits as u32
+}
+
+/// The nibble of `key` consumed by a node at `level`.
+#[inline]
+fn nibble(key: u128, level: u8) -> usize {
+    ((key >> (124 - STRIDE as u32 * level as u32)) & 0xF) as usize
+}
+
+/// The leading `rel` bits of the nibble at `level`.
+#[inline]
+fn rel_bits(key: u128, level: u8, rel: u8) -> u8 {
+    (nibble(key, level) >> (STRIDE - rel)) as u8
+}
+
+/// The rank of bit `bit` in `bitmap`: the index of its entry in the compressed array.
+#[inline]
+fn rank(bitmap: u16, bit: u32) -> usize {
+    (bitmap & ((1u32 << bit) - 1) as u16).count_ones() as usize
+}
+
+/// One immutable node of the tree.
+pub(crate) struct Node<V: Send + Sync + 'static> {
+    /// Which of the 15 prefix positions are present.
+    prefix_bits: u16,
+    /// Which of the 16 children are present.
+    child_bits: u16,
+    /// The present prefixes, in position order.
+    prefixes: Box<[Ref<V>]>,
+    /// The present children, in nibble order.
+    children: Box<[Ref<Node<V>>]>,
+}
+
+impl<V: Send + Sync + 'static> Node<V> {
+    fn empty() -> Self {
+        Node {
+            prefix_bits: 0,
+            child_bits: 0,
+            prefixes: Box::new([]),
+            children: Box::new([]),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.prefix_bits == 0 && self.child_bits == 0
+    }
+
+    #[inline]
+    fn prefix(&self, pos: u32) -> Option<&Ref<V>> {
+        if self.prefix_bits & (1 << pos) == 0 {
+            return None;
+        }
+        Some(&self.prefixes[rank(self.prefix_bits, pos)])
+    }
+
+    #[inline]
+    fn child(&self, idx: usize) -> Option<&Node<V>> {
+        self.child_ref(idx).map(|c| &**c)
+    }
+
+    #[inline]
+    fn child_ref(&self, idx: usize) -> Option<&Ref<Node<V>>> {
+        if self.child_bits & (1 << idx) == 0 {
+            return None;
+        }
+        Some(&self.children[rank(self.child_bits, idx as u32)])
+    }
+
+    /// A copy with the prefix at `pos` set to `value` (or removed).
+    fn with_prefix(&self, pos: u32, value: Option<Ref<V>>) -> Node<V> {
+        let (prefix_bits, prefixes) = splice(self.prefix_bits, &self.prefixes, pos, value);
+        Node {
+            prefix_bits,
+            prefixes,
+            child_bits: self.child_bits,
+            children: self.children.clone(),
+        }
+    }
+
+    /// A copy with the child at `idx` set to `child` (or removed).
+    fn with_child(&self, idx: usize, child: Option<Ref<Node<V>>>) -> Node<V> {
+        let (child_bits, children) = splice(self.child_bits, &self.children, idx as u32, child);
+        Node {
+            prefix_bits: self.prefix_bits,
+            prefixes: self.prefixes.clone(),
+            child_bits,
+            children,
+        }
+    }
+}
+
+/// A compressed array with the entry at `bit` set to `value` or removed.
+fn splice<T: Clone>(bitmap: u16, items: &[T], bit: u32, value: Option<T>) -> (u16, Box<[T]>) {
+    let at = rank(bitmap, bit);
+    let present = bitmap & (1 << bit) != 0;
+    let mut out = Vec::with_capacity(items.len() + 1);
+    out.extend_from_slice(&items[..at]);
+    let rest = if present {
+        &items[at + 1..]
+    } else {
+        &items[at..]
+    };
+    let bitmap = match value {
+        Some(v) => {
+            out.push(v);
+            bitmap | (1 << bit)
+        }
+        None => bitmap & !(1 << bit),
+    };
+    out.extend_from_slice(rest);
+    (bitmap, out.into_boxed_slice())
+}
+
+/// A prefix located in the tree: the node at its level and its position there.
+struct Slot {
+    level: u8,
+    pos: u32,
+}
+
+fn slot(key: u128, len: u8) -> Slot {
+    let level = len / STRIDE;
+    let rel = len % STRIDE;
+    let bits = if rel == 0 {
+        0
+    } else {
+        rel_bits(key, level, rel)
+    };
+    Slot {
+        level,
+        pos: position(rel, bits),
+    }
+}
+
+/// The radix tree: an atomic root over immutable nodes.
+pub(crate) struct Tree<V: Send + Sync + 'static> {
+    root: EpochCell<Node<V>>,
+}
+
+impl<V: Send + Sync + 'static> Tree<V> {
+    /// An empty tree.
+    pub(crate) fn new() -> Self {
+        Tree {
+            root: EpochCell::new(Ref::new(Node::empty())),
+        }
+    }
+
+    /// The current root, readable while `guard` is pinned.
+    #[inline]
+    pub(crate) fn root<'g>(&self, guard: &'g Guard) -> &'g Node<V> {
+        self.root.load(guard)
+    }
+
+    /// A counted reference to the current version: an O(1) snapshot.
+    pub(crate) fn snapshot(&self, guard: &Guard) -> Ref<Node<V>> {
+        self.root.load_ref(guard)
+    }
+
+    /// The value stored at exactly `key/len`.
+    #[inline]
+    pub(crate) fn get<'g>(&self, key: u128, len: u8, guard: &'g Guard) -> Option<&'g Ref<V>> {
+        Self::get_in(self.root(guard), key, len)
+    }
+
+    /// The value stored at exactly `key/len` in the version rooted at `root`.
+    pub(crate) fn get_in(root: &Node<V>, key: u128, len: u8) -> Option<&Ref<V>> {
+        let slot = slot(key, len);
+        let mut node = root;
+        for level in 0..slot.level {
+            node = node.child(nibble(key, level))?;
+        }
+        node.prefix(slot.pos)
+    }
+
+    /// The longest prefix of at most `max_len` bits covering `key` whose value `accept`s.
+    ///
+    /// Takes no lock, writes nothing and allocates nothing.
+    #[inline]
+    pub(crate) fn longest_match<'g>(
+        &self,
+        key: u128,
+        max_len: u8,
+        guard: &'g Guard,
+        accept: impl FnMut(&'g V) -> bool,
+    ) -> Option<&'g Ref<V>> {
+        Self::longest_match_in(self.root(guard), key, max_len, accept)
+    }
+
+    /// [`Tree::longest_match`] in the version rooted at `root`.
+    pub(crate) fn longest_match_in<'a>(
+        root: &'a Node<V>,
+        key: u128,
+        max_len: u8,
+        mut accept: impl FnMut(&'a V) -> bool,
+    ) -> Option<&'a Ref<V>> {
+        // The nodes on the path, deepest last: at most 129 / 4 + 1 of them.
+        let mut path: [Option<&'a Node<V>>; 33] = [None; 33];
+        let last_level = max_len / STRIDE;
+        let mut node = root;
+        let mut depth = 0usize;
+        loop {
+            path[depth] = Some(node);
+            if depth as u8 == last_level {
+                break;
+            }
+            match node.child(nibble(key, depth as u8)) {
+                Some(child) => {
+                    node = child;
+                    depth += 1;
+                }
+                None => break,
+            }
+        }
+        for level in (0..=depth).rev() {
+            let node = path[level].expect("filled on the way down");
+            let mut candidates = node.prefix_bits & COVERING[nibble_or_zero(key, level as u8)];
+            if level as u8 == last_level {
+                candidates &= UP_TO[(max_len % STRIDE) as usize];
+            }
+            while candidates != 0 {
+                // Highest position first: positions grow with the prefix length.
+                let pos = 15 - candidates.leading_zeros();
+                candidates &= !(1 << pos);
+                let value = &node.prefixes[rank(node.prefix_bits, pos)];
+                // SAFETY-free: `Ref` derefs to a value that lives as long as the node ('a).
+                let v: &'a V = Self::value_of(value);
+                if accept(v) {
+                    return Some(value);
+                }
+            }
+        }
+        None
+    }
+
+    #[inline]
+    fn value_of<'a>(r: &'a Ref<V>) -> &'a V {
+        r
+    }
+
+    /// Every prefix covering `key/len` (itself included when present), shortest first, in the
+    /// version rooted at `root`.
+    pub(crate) fn covering_in(root: &Node<V>, key: u128, len: u8) -> Vec<&Ref<V>> {
+        let mut out = Vec::new();
+        let target = slot(key, len);
+        let mut node = root;
+        let mut level = 0u8;
+        loop {
+            let mut candidates = node.prefix_bits & COVERING[nibble_or_zero(key, level)];
+            if level == target.level {
+                candidates &= UP_TO[(len % STRIDE) as usize];
+            }
+            while candidates != 0 {
+                let pos = candidates.trailing_zeros();
+                candidates &= !(1 << pos);
+                out.push(&node.prefixes[rank(node.prefix_bits, pos)]);
+            }
+            if level == target.level {
+                break;
+            }
+            match node.child(nibble(key, level)) {
+                Some(child) => node = child,
+                None => break,
+            }
+            level += 1;
+        }
+        out
+    }
+
+    /// The values of every prefix inside `key/len` (itself included), in address order then
+    /// length, in the version rooted at `root`.
+    pub(crate) fn within<'a>(root: &'a Node<V>, key: u128, len: u8) -> Iter<'a, V> {
+        let slot = slot(key, len);
+        let mut node = root;
+        for level in 0..slot.level {
+            match node.child(nibble(key, level)) {
+                Some(child) => node = child,
+                None => return Iter::empty(),
+            }
+        }
+        Iter::at(node, key, len)
+    }
+
+    /// Replaces the value at `key/len` with `new` (or removes it), but only if the value there
+    /// is still `expected` (a null pointer: no value). On a mismatch nothing changes and `new`
+    /// is handed back.
+    pub(crate) fn compare_replace(
+        &self,
+        key: u128,
+        len: u8,
+        expected: *const Counted<V>,
+        new: Option<Ref<V>>,
+        guard: &Guard,
+    ) -> Result<(), Option<Ref<V>>> {
+        let slot = slot(key, len);
+        loop {
+            let root_raw = self.root.load_raw(guard);
+            let root = self.root.load(guard);
+            let current = Self::get_in(root, key, len).map_or(std::ptr::null(), Ref::as_ptr);
+            if current != expected {
+                return Err(new);
+            }
+            let new_root = rebuild(root, key, &slot, 0, new.clone()).unwrap_or_else(Node::empty);
+            match self.root.compare_swap(root_raw, Ref::new(new_root), guard) {
+                Ok(()) => return Ok(()),
+                Err(_) => continue, // another writer published first: rebuild on its version
+            }
+        }
+    }
+}
+
+/// The nibble at `level`, or 0 past the end of the key (only relative length 0 is asked there).
+#[inline]
+fn nibble_or_zero(key: u128, level: u8) -> usize {
+    if level >= 32 {
+        0
+    } else {
+        nibble(key, level)
+    }
+}
+
+/// The copy of `node` (at `level`) with the slot set to `value`; `None` if the copy is empty.
+fn rebuild<V: Send + Sync + 'static>(
+    node: &Node<V>,
+    key: u128,
+    slot: &Slot,
+    level: u8,
+    value: Option<Ref<V>>,
+) -> Option<Node<V>> {
+    let copy = if level == slot.level {
+        node.with_prefix(slot.pos, value)
+    } else {
+        let idx = nibble(key, level);
+        let empty = Node::empty();
+        let child = node.child(idx).unwrap_or(&empty);
+        let new_child = rebuild(child, key, slot, level + 1, value).map(Ref::new);
+        node.with_child(idx, new_child)
+    };
+    (!copy.is_empty()).then_some(copy)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,185 @@
+use super::*;
+use crate::family::mask;
+use crate::sync::epoch;
+use std::collections::BTreeMap;
+
+fn key4(s: &str) -> (u128, u8) {
+    let (a, l) = s.split_once('/').unwrap();
+    let a: std::net::Ipv4Addr = a.parse().unwrap();
+    ((u32::from(a) as u128) << 96, l.parse().unwrap())
+}
+
+fn insert(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
+    let g = epoch::pin();
+    let cur = tree.get(key, len, &g).map_or(std::ptr::null(), Ref::as_ptr);
+    tree.compare_replace(key, len, cur, Some(Ref::new((key, len))), &g)
+        .ok()
+        .unwrap();
+}
+
+fn remove(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
+    let g = epoch::pin();
+    let cur = tree.get(key, len, &g).map_or(std::ptr::null(), Ref::as_ptr);
+    tree.compare_replace(key, len, cur, None, &g).ok().unwrap();
+}
+
+#[test]
+fn covering_table_is_right() {
+    // Nibble 0b1010 is covered by: rel0, rel1 bit 1, rel2 bits 10, rel3 bits 101.
+    let expect = (1 << position(0, 0))
+        | (1 << position(1, 1))
+        | (1 << position(2, 2))
+        | (1 << position(3, 5));
+    assert_eq!(COVERING[0b1010], expect);
+}
+
+#[test]
+fn get_insert_remove() {
+    let tree = Tree::new();
+    for p in [
+        "0.0.0.0/0",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.2.0/24",
+        "10.1.2.3/32",
+        "128.0.0.0/1",
+    ] {
+        let (k, l) = key4(p);
+        insert(&tree, k, l);
+    }
+    let g = epoch::pin();
+    for p in [
+        "0.0.0.0/0",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.2.0/24",
+        "10.1.2.3/32",
+        "128.0.0.0/1",
+    ] {
+        let (k, l) = key4(p);
+        assert_eq!(**tree.get(k, l, &g).unwrap(), (k, l), "{p}");
+    }
+    let (k, l) = key4("10.1.0.0/17");
+    assert!(tree.get(k, l, &g).is_none());
+    let (k, l) = key4("10.1.2.0/24");
+    remove(&tree, k, l);
+    assert!(tree.get(k, l, &epoch::pin()).is_none());
+    let (k, l) = key4("10.1.2.3/32");
+    assert!(tree.get(k, l, &epoch::pin()).is_some());
+}
+
+#[test]
+fn compare_replace_refuses_a_stale_expectation() {
+    let tree = Tree::new();
+    let (k, l) = key4("10.0.0.0/8");
+    let g = epoch::pin();
+    assert!(tree
+        .compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g)
+        .is_ok());
+    // Expecting "absent" again must fail now.
+    assert!(tree
+        .compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g)
+        .is_err());
+}
+
+#[test]
+fn removing_everything_prunes_to_an_empty_root() {
+    let tree = Tree::new();
+    let (k, l) = key4("10.1.2.3/32");
+    insert(&tree, k, l);
+    remove(&tree, k, l);
+    assert!(tree.root(&epoch::pin()).is_empty());
+}
+
+/// Random prefixes against a BTreeMap: exact, longest match, covering, within and order.
+#[test]
+fn matches_a_reference_model() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let tree = Tree::new();
+    let mut model = BTreeMap::new();
+    for i in 0..3000 {
+        // Short prefixes in a small space so they nest a lot.
+        let len = rng.random_range(0..=20u8);
+        let key = ((rng.random::<u32>() & 0xFFF0_0000) as u128) << 96 & mask(len);
+        if i % 4 == 3 {
+            remove(&tree, key, len);
+            model.remove(&(key, len));
+        } else {
+            insert(&tree, key, len);
+            model.insert((key, len), ());
+        }
+    }
+    let g = epoch::pin();
+    let root = tree.root(&g);
+    let all: Vec<(u128, u8)> = Iter::all(root).map(|r| **r).collect();
+    let expect: Vec<(u128, u8)> = model.keys().copied().collect();
+    assert_eq!(all, expect, "order and contents");
+    for _ in 0..2000 {
+        let addr = ((rng.random::<u32>() & 0xFFF0_0000) as u128) << 96
+            | (rng.random::<u32>() as u128) << 96 & 0x000F_FFFF << 96;
+        let max_len = rng.random_range(0..=32u8);
+        let lpm = tree.longest_match(addr, max_len, &g, |_| true).map(|r| **r);
+        let expect = (0..=max_len)
+            .rev()
+            .map(|l| (addr & mask(l), l))
+            .find(|p| model.contains_key(p));
+        assert_eq!(lpm, expect);
+        let covering: Vec<_> = Tree::covering_in(root, addr & mask(max_len), max_len)
+            .into_iter()
+            .map(|r| **r)
+            .collect();
+        let expect: Vec<_> = (0..=max_len)
+            .map(|l| (addr & mask(l), l))
+            .filter(|p| model.contains_key(p))
+            .collect();
+        assert_eq!(covering, expect);
+        let len = rng.random_range(0..=16u8);
+        let base = addr & mask(len);
+        let within: Vec<_> = Tree::within(root, base, len).map(|r| **r).collect();
+        let expect: Vec<_> = model
+            .keys()
+            .copied()
+            .filter(|(k, l)| *l >= len && k & mask(len) == base)
+            .collect();
+        assert_eq!(within, expect);
+    }
+}
+
+#[test]
+fn snapshot_is_unaffected_by_later_writes() {
+    let tree = Tree::new();
+    for i in 0..100u128 {
+        insert(&tree, i << 104, 24);
+    }
+    let snap = tree.snapshot(&epoch::pin());
+    for i in 0..50u128 {
+        remove(&tree, i << 104, 24);
+        insert(&tree, (i << 104) | (1 << 100), 28);
+    }
+    assert_eq!(Iter::all(&snap).count(), 100);
+    assert!(Iter::all(&snap).all(|r| r.1 == 24));
+    assert_eq!(Iter::all(tree.root(&epoch::pin())).count(), 100);
+}
+
+#[test]
+fn ipv6_full_length() {
+    let tree = Tree::new();
+    let host = u128::MAX - 5;
+    insert(&tree, host, 128);
+    insert(&tree, host & mask(64), 64);
+    let g = epoch::pin();
+    assert_eq!(
+        tree.longest_match(host, 128, &g, |_| true).map(|r| r.1),
+        Some(128)
+    );
+    assert_eq!(
+        tree.longest_match(host ^ 1, 128, &g, |_| true).map(|r| r.1),
+        Some(64)
+    );
+    assert_eq!(
+        tree.longest_match(host, 127, &g, |_| true).map(|r| r.1),
+        Some(64)
+    );
+    assert_eq!(Iter::all(tree.root(&g)).count(), 2);
+}
