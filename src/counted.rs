@@ -129,9 +129,8 @@ impl<T: Send + Sync + 'static> Ref<T> {
     /// `ptr` must come from `into_raw`, and the unit it carries must not have been taken back.
     pub(crate) unsafe fn from_raw(ptr: *const Counted<T>) -> Self {
         // SAFETY: `into_raw` produced `ptr` from a `NonNull`.
-        Ref {
-            ptr: unsafe { NonNull::new_unchecked(ptr as *mut Counted<T>) },
-        }
+        let ptr = unsafe { NonNull::new_unchecked(ptr as *mut Counted<T>) };
+        Ref { ptr }
     }
 
     /// The current count (for tests and debug output only: it may change at any time).

@@ -295,19 +295,12 @@ impl<V: Send + Sync + 'static> Tree<V> {
                 let pos = 15 - candidates.leading_zeros();
                 candidates &= !(1 << pos);
                 let value = &node.prefixes[rank(node.prefix_bits, pos)];
-                // SAFETY-free: `Ref` derefs to a value that lives as long as the node ('a).
-                let v: &'a V = Self::value_of(value);
-                if accept(v) {
+                if accept(value) {
                     return Some(value);
                 }
             }
         }
         None
-    }
-
-    #[inline]
-    fn value_of<'a>(r: &'a Ref<V>) -> &'a V {
-        r
     }
 
     /// Every prefix covering `key/len` (itself included when present), shortest first, in the
