@@ -26,20 +26,26 @@ pub(crate) struct EpochCell<T: Send + Sync + 'static> {
 impl<T: Send + Sync + 'static> EpochCell<T> {
     /// A cell holding `value`.
     pub(crate) fn new(value: Ref<T>) -> Self {
-        Self {
-            ptr: AtomicPtr::new(Ref::into_raw(value) as *mut _),
-        }
+        Self { ptr: AtomicPtr::new(Ref::into_raw(value) as *mut _) }
     }
 
     /// The current value, readable while `guard` is pinned.
     #[inline]
     pub(crate) fn load<'g>(&self, guard: &'g Guard) -> &'g T {
-        // SAFETY: the pointer was read under `guard` while the cell held a unit of it
-        // (invariants 1 and 2), so it stays allocated until `guard` is dropped.
-        unsafe { Counted::value(self.load_raw(guard)) }
+        self.load_both(guard).1
     }
 
-    /// The current value's raw pointer, for a later [`EpochCell::compare_swap`].
+    /// The current value's raw pointer (for a later [`EpochCell::compare_swap`]) and the value
+    /// it points to, from one load.
+    #[inline]
+    pub(crate) fn load_both<'g>(&self, guard: &'g Guard) -> (*const Counted<T>, &'g T) {
+        let raw = self.load_raw(guard);
+        // SAFETY: the pointer was read under `guard` while the cell held a unit of it
+        // (invariants 1 and 2), so it stays allocated until `guard` is dropped.
+        (raw, unsafe { Counted::value(raw) })
+    }
+
+    /// The current value's raw pointer.
     #[inline]
     pub(crate) fn load_raw(&self, _guard: &Guard) -> *const Counted<T> {
         // Acquire pairs with the Release of the store that published the value (invariant 3).
@@ -70,12 +76,7 @@ impl<T: Send + Sync + 'static> EpochCell<T> {
         let new_raw = Ref::into_raw(new) as *mut Counted<T>;
         // AcqRel: Release publishes the new value; Acquire orders our later release of the old
         // value after every reader that loaded it... through the epoch, see invariant 2.
-        match self.ptr.compare_exchange(
-            current as *mut _,
-            new_raw,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        match self.ptr.compare_exchange(current as *mut _, new_raw, Ordering::AcqRel, Ordering::Acquire) {
             Ok(old) => {
                 // SAFETY: the cell's unit of `old` moves to us (invariant 1); releasing it
                 // reclaims through the epoch (invariant 2).
@@ -89,9 +90,7 @@ impl<T: Send + Sync + 'static> EpochCell<T> {
 
     /// Replaces the value unconditionally and returns the old one's reference.
     pub(crate) fn swap(&self, new: Ref<T>) -> Ref<T> {
-        let old = self
-            .ptr
-            .swap(Ref::into_raw(new) as *mut _, Ordering::AcqRel);
+        let old = self.ptr.swap(Ref::into_raw(new) as *mut _, Ordering::AcqRel);
         // SAFETY: the cell's unit of `old` moves to the caller (invariant 1).
         unsafe { Ref::from_raw(old) }
     }

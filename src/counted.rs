@@ -27,6 +27,17 @@
 //! The loom models in `loom-tests/` check exactly this module; `--cfg rtmgr_mutant="..."` plants
 //! one bug per protection (`plain_increment`, `free_immediately`, `relaxed_release`) so that the
 //! models can be shown to catch each.
+//!
+//! # Under loom: quarantine and poison
+//!
+//! In the model-checking build (`cfg(loom)`) destroying an object drops its value in place but
+//! keeps the allocation (quarantine) and marks it destroyed (poison); every later use of it — a
+//! read of the value, a clone, a release, a `try_acquire` — panics with "use after free", and a
+//! second destruction panics with "destroyed twice". So a wrongly retired object is a clear loom
+//! failure instead of undefined behaviour. The value also sits in loom's `UnsafeCell`, so loom
+//! checks that every read of it happens-before its destruction (which is what a too-weak release
+//! ordering breaks), and is tracked by `loom::alloc::Track`, so an object never destroyed by the
+//! end of a model is reported as leaked. Normal builds have none of this.
 
 use std::fmt;
 use std::ops::Deref;
@@ -38,7 +49,63 @@ use crate::sync::{epoch, fence, AtomicUsize, Ordering};
 pub(crate) struct Counted<T> {
     /// The number of live [`Ref`]s (invariant 1).
     refs: AtomicUsize,
+    /// The value.
+    #[cfg(not(loom))]
     value: T,
+    /// The value, in a quarantine slot (see the module docs).
+    #[cfg(loom)]
+    value: quarantine::Slot<T>,
+}
+
+impl<T> Counted<T> {
+    #[inline]
+    #[cfg_attr(loom, track_caller)]
+    fn new(value: T) -> Self {
+        #[cfg(loom)]
+        let value = quarantine::Slot::new(value);
+        Counted { refs: AtomicUsize::new(1), value }
+    }
+
+    /// The value.
+    #[cfg(not(loom))]
+    #[inline]
+    fn get(&self) -> &T {
+        &self.value
+    }
+
+    /// The value, checked to be alive; loom records the read.
+    #[cfg(loom)]
+    #[track_caller]
+    fn get(&self) -> &T {
+        self.value.get()
+    }
+
+    /// The count; under loom, first checks that the object was not destroyed.
+    #[inline]
+    #[cfg_attr(loom, track_caller)]
+    fn refs(&self) -> &AtomicUsize {
+        #[cfg(loom)]
+        self.value.check("a reference-count operation");
+        &self.refs
+    }
+}
+
+/// Destroys an object whose count reached 0: frees it, or under loom quarantines and poisons it.
+///
+/// # Safety
+///
+/// `ptr` must come from [`Ref::new`], its count must be 0, and no thread may reach it any more
+/// (every guard pinned before it was retired has been dropped).
+unsafe fn destroy<T>(ptr: *mut Counted<T>) {
+    #[cfg(not(loom))]
+    // SAFETY: the caller's contract: the allocation came from `Box::leak` in `Ref::new` and is
+    // used by nobody else.
+    drop(unsafe { Box::from_raw(ptr) });
+    #[cfg(loom)]
+    // SAFETY: as above; the quarantine drops the value in place and keeps the memory.
+    unsafe {
+        (*ptr).value.destroy()
+    };
 }
 
 /// One counted reference to a [`Counted`] object: `Clone` takes another, `Drop` releases it.
@@ -54,14 +121,10 @@ unsafe impl<T: Send + Sync + 'static> Sync for Ref<T> {}
 
 impl<T: Send + Sync + 'static> Ref<T> {
     /// Allocates `value` with a count of 1 and returns that one reference.
+    #[cfg_attr(loom, track_caller)]
     pub(crate) fn new(value: T) -> Self {
-        let boxed = Box::new(Counted {
-            refs: AtomicUsize::new(1),
-            value,
-        });
-        Ref {
-            ptr: NonNull::from(Box::leak(boxed)),
-        }
+        let boxed = Box::new(Counted::new(value));
+        Ref { ptr: NonNull::from(Box::leak(boxed)) }
     }
 
     /// Takes a new reference to an object found under `guard`, unless it is already being
@@ -71,13 +134,10 @@ impl<T: Send + Sync + 'static> Ref<T> {
     ///
     /// `ptr` must satisfy invariant 5: read under `guard` from a structure that held a `Ref` to
     /// it after `guard` was pinned.
-    pub(crate) unsafe fn try_acquire(
-        ptr: *const Counted<T>,
-        _guard: &epoch::Guard,
-    ) -> Option<Self> {
+    pub(crate) unsafe fn try_acquire(ptr: *const Counted<T>, _guard: &epoch::Guard) -> Option<Self> {
         // SAFETY: by the caller's contract the allocation is not freed before `_guard` is
         // dropped, so reading its count is valid.
-        let refs = unsafe { &(*ptr).refs };
+        let refs = unsafe { (*ptr).refs() };
         #[cfg(rtmgr_mutant = "plain_increment")]
         {
             refs.fetch_add(1, Ordering::Relaxed);
@@ -91,12 +151,7 @@ impl<T: Send + Sync + 'static> Ref<T> {
             }
             // Acquire pairs with the Release decrements, so what the previous holders wrote is
             // visible to the new holder.
-            match refs.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
+            match refs.compare_exchange_weak(current, current + 1, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return NonNull::new(ptr as *mut Counted<T>).map(|ptr| Ref { ptr }),
                 Err(actual) => current = actual,
             }
@@ -136,7 +191,7 @@ impl<T: Send + Sync + 'static> Ref<T> {
     /// The current count (for tests and debug output only: it may change at any time).
     #[cfg(test)]
     pub(crate) fn count(this: &Self) -> usize {
-        this.counted().refs.load(Ordering::Relaxed)
+        this.counted().refs().load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -155,7 +210,7 @@ impl<T> Counted<T> {
     #[inline]
     pub(crate) unsafe fn value<'g>(ptr: *const Counted<T>) -> &'g T {
         // SAFETY: the caller guarantees the allocation outlives `'g`.
-        unsafe { &(*ptr).value }
+        unsafe { (*ptr).get() }
     }
 }
 
@@ -164,14 +219,14 @@ impl<T: Send + Sync + 'static> Deref for Ref<T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        &self.counted().value
+        self.counted().get()
     }
 }
 
 impl<T: Send + Sync + 'static> Clone for Ref<T> {
     fn clone(&self) -> Self {
         // Relaxed: we hold a unit, so the count is at least 1 (invariant 4).
-        let old = self.counted().refs.fetch_add(1, Ordering::Relaxed);
+        let old = self.counted().refs().fetch_add(1, Ordering::Relaxed);
         // A count this large can only come from leaked references; abort as `Arc` does rather
         // than risk an overflow to 0.
         if old > isize::MAX as usize {
@@ -187,7 +242,7 @@ impl<T: Send + Sync + 'static> Drop for Ref<T> {
         let order = Ordering::Release;
         #[cfg(rtmgr_mutant = "relaxed_release")]
         let order = Ordering::Relaxed;
-        if self.counted().refs.fetch_sub(1, order) != 1 {
+        if self.counted().refs().fetch_sub(1, order) != 1 {
             return;
         }
         // We took the count to 0 (invariant 3). Acquire pairs with every other holder's Release
@@ -195,27 +250,31 @@ impl<T: Send + Sync + 'static> Drop for Ref<T> {
         #[cfg(all(not(rtmgr_tsan), not(rtmgr_mutant = "relaxed_release")))]
         fence(Ordering::Acquire);
         #[cfg(all(rtmgr_tsan, not(rtmgr_mutant = "relaxed_release")))]
-        let _ = self.counted().refs.load(Ordering::Acquire);
+        let _ = self.counted().refs().load(Ordering::Acquire);
         #[cfg(rtmgr_mutant = "relaxed_release")]
         let _ = fence;
 
         let ptr = SendPtr(self.ptr.as_ptr());
         #[cfg(rtmgr_mutant = "free_immediately")]
         {
-            // SAFETY: none — this is the planted bug the loom models must catch.
-            drop(unsafe { Box::from_raw(ptr.0) });
+            // SAFETY: none — this is the planted bug the loom models must catch: the object is
+            // destroyed while threads that found it under a guard may still use it.
+            unsafe { destroy(ptr.0) };
             return;
         }
-        #[allow(unreachable_code)]
-        let guard = epoch::pin();
+        #[cfg(loom)]
+        quarantine::retired();
         // SAFETY: the count is 0, so no `Ref` remains and none can be created (invariant 2);
         // threads that found the pointer under a guard pinned before this point are protected by
         // the deferral, and threads pinning later cannot find it because every structure that held
         // it released its `Ref` before the count reached 0.
+        #[allow(unreachable_code)]
         unsafe {
-            guard.defer_unchecked(move || {
+            crate::reclaim::retire(move || {
                 let ptr = ptr;
-                drop(Box::from_raw(ptr.0));
+                destroy(ptr.0);
+                #[cfg(loom)]
+                quarantine::reclaimed();
             });
         }
     }
@@ -293,3 +352,94 @@ mod tests {
         assert_eq!(Ref::count(&a), 1);
     }
 }
+
+/// The model-checking build's quarantine: destroyed objects keep their memory and are poisoned.
+#[cfg(loom)]
+mod quarantine {
+    use std::cell::Cell;
+    use std::mem::ManuallyDrop;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    // Per OS thread, which under loom means per model: loom runs all threads of a model as
+    // coroutines on the test's own thread.
+    thread_local! {
+        /// Objects created and not yet destroyed.
+        static LIVE: Cell<usize> = const { Cell::new(0) };
+        /// Objects retired through the epoch collector and not yet destroyed.
+        static RETIRED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// A value that is dropped in place, never freed, and poisoned once dropped.
+    pub(super) struct Slot<T> {
+        /// loom's cell: loom checks that every read happens-before the destroying write.
+        cell: loom::cell::UnsafeCell<ManuallyDrop<loom::alloc::Track<T>>>,
+        /// The poison flag. A `std` atomic on purpose: checking it is not a step loom explores.
+        destroyed: AtomicBool,
+    }
+
+    impl<T> Slot<T> {
+        #[track_caller]
+        pub(super) fn new(value: T) -> Self {
+            LIVE.with(|n| n.set(n.get() + 1));
+            Slot {
+                cell: loom::cell::UnsafeCell::new(ManuallyDrop::new(loom::alloc::Track::new(value))),
+                destroyed: AtomicBool::new(false),
+            }
+        }
+
+        /// Panics if the object was destroyed.
+        #[track_caller]
+        pub(super) fn check(&self, what: &str) {
+            if self.destroyed.load(Ordering::SeqCst) {
+                panic!("rtmgr loom quarantine: use after free: {what} on an object already destroyed");
+            }
+        }
+
+        /// The value, after checking that it is alive; loom records the read.
+        #[track_caller]
+        pub(super) fn get(&self) -> &T {
+            self.check("a read");
+            // SAFETY: the value is alive (checked above) and only ever dropped through
+            // `destroy`, whose `with_mut` loom checks against this read.
+            self.cell.with(|p| unsafe { (*p).get_ref() })
+        }
+
+        /// Drops the value in place and poisons the slot.
+        ///
+        /// # Safety
+        ///
+        /// As for `counted::destroy`.
+        pub(super) unsafe fn destroy(&self) {
+            if self.destroyed.swap(true, Ordering::SeqCst) {
+                panic!("rtmgr loom quarantine: object destroyed twice");
+            }
+            // SAFETY: the caller guarantees nobody uses the value any more; loom checks that
+            // every earlier read happens-before this write, and the flag keeps later uses out.
+            self.cell.with_mut(|p| unsafe { ManuallyDrop::drop(&mut *p) });
+            LIVE.with(|n| n.set(n.get() - 1));
+        }
+    }
+
+    /// An object was handed to the epoch collector.
+    pub(super) fn retired() {
+        RETIRED.with(|n| n.set(n.get() + 1));
+    }
+
+    /// A retired object was destroyed by the epoch collector.
+    pub(super) fn reclaimed() {
+        RETIRED.with(|n| n.set(n.get() - 1));
+    }
+
+    /// Objects created and not yet destroyed, in this model.
+    pub(crate) fn live_objects() -> usize {
+        LIVE.with(Cell::get)
+    }
+
+    /// Objects retired and not yet destroyed by the collector, in this model.
+    pub(crate) fn pending_reclamation() -> usize {
+        RETIRED.with(Cell::get)
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use quarantine::{live_objects, pending_reclamation};

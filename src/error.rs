@@ -115,9 +115,6 @@ mod tests {
     #[test]
     fn messages_say_what_was_wrong() {
         let e = Error::invalid("prefix length 33 exceeds 32");
-        assert_eq!(
-            e.to_string(),
-            "invalid parameter: prefix length 33 exceeds 32"
-        );
+        assert_eq!(e.to_string(), "invalid parameter: prefix length 33 exceeds 32");
     }
 }

@@ -23,7 +23,7 @@ mod sealed {
 /// assert_eq!(Ipv6::BITS, 128);
 /// ```
 pub trait Family:
-    sealed::Sealed + Copy + Eq + Ord + Hash + fmt::Debug + Send + Sync + 'static
+    sealed::Sealed + Copy + Default + Eq + Ord + Hash + fmt::Debug + Send + Sync + 'static
 {
     /// The address type of the family.
     type Addr: Copy + Eq + Ord + Hash + fmt::Debug + fmt::Display + FromStr + Send + Sync + 'static;
@@ -40,11 +40,11 @@ pub trait Family:
 }
 
 /// The IPv4 family (32-bit addresses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ipv4;
 
 /// The IPv6 family (128-bit addresses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ipv6;
 
 impl sealed::Sealed for Ipv4 {}
@@ -190,11 +190,7 @@ impl<F: Family> Prefix<F> {
     #[inline]
     pub(crate) fn from_key(key: u128, len: u8) -> Self {
         debug_assert!(len <= F::BITS && key & !mask(len) == 0);
-        Self {
-            key,
-            len,
-            _family: std::marker::PhantomData,
-        }
+        Self { key, len, _family: std::marker::PhantomData }
     }
 
     #[inline]
@@ -292,14 +288,10 @@ impl<F: Family> FromStr for Prefix<F> {
             }
             None => (s, None),
         };
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| Error::invalid(format!("bad address {addr:?} in {s:?}")))?;
+        let ip: IpAddr =
+            addr.parse().map_err(|_| Error::invalid(format!("bad address {addr:?} in {s:?}")))?;
         let addr = F::from_ip(ip).ok_or_else(|| {
-            Error::invalid(format!(
-                "wrong address family: {s:?} is not an {} prefix",
-                F::NAME
-            ))
+            Error::invalid(format!("wrong address family: {s:?} is not an {} prefix", F::NAME))
         })?;
         Prefix::new(addr, len.unwrap_or(F::BITS))
     }
@@ -321,10 +313,7 @@ impl<F: Family> TryFrom<ipnet::IpNet> for Prefix<F> {
     /// ```
     fn try_from(net: ipnet::IpNet) -> Result<Self, Error> {
         let addr = F::from_ip(net.addr()).ok_or_else(|| {
-            Error::invalid(format!(
-                "wrong address family: {net} is not an {} prefix",
-                F::NAME
-            ))
+            Error::invalid(format!("wrong address family: {net} is not an {} prefix", F::NAME))
         })?;
         Prefix::new(addr, net.prefix_len())
     }
@@ -358,27 +347,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_typed_error() {
-        for s in [
-            "10.0.0.1/8",
-            "10.0.0.0/33",
-            "10.0.0/8",
-            "2001:db8::/32",
-            "10.0.0.0/x",
-            "",
-        ] {
+        for s in ["10.0.0.1/8", "10.0.0.0/33", "10.0.0/8", "2001:db8::/32", "10.0.0.0/x", ""] {
             assert!(
                 matches!(s.parse::<Prefix<Ipv4>>(), Err(Error::InvalidParameter(_))),
                 "{s} should be rejected"
             );
         }
-        assert!(matches!(
-            "::/129".parse::<Prefix<Ipv6>>(),
-            Err(Error::InvalidParameter(_))
-        ));
-        assert!(matches!(
-            "1.0.0.0/8".parse::<Prefix<Ipv6>>(),
-            Err(Error::InvalidParameter(_))
-        ));
+        assert!(matches!("::/129".parse::<Prefix<Ipv6>>(), Err(Error::InvalidParameter(_))));
+        assert!(matches!("1.0.0.0/8".parse::<Prefix<Ipv6>>(), Err(Error::InvalidParameter(_))));
     }
 
     #[test]

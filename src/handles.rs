@@ -11,9 +11,7 @@ use std::time::Instant;
 
 use crate::counted::Ref;
 use crate::sync::{epoch, Arc, Ordering};
-use crate::table::objects::{
-    DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj,
-};
+use crate::table::objects::{DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj};
 use crate::{EntityId, Error, Family, Prefix, Selector, ViewSet};
 
 macro_rules! handle_common {
@@ -101,10 +99,7 @@ impl<F: Family> Entity<F> {
 
 impl<F: Family> fmt::Debug for Entity<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entity")
-            .field("id", &self.id())
-            .field("registered", &self.is_registered())
-            .finish()
+        f.debug_struct("Entity").field("id", &self.id()).field("registered", &self.is_registered()).finish()
     }
 }
 
@@ -185,13 +180,7 @@ impl<F: Family> NextHop<F> {
 
 impl<F: Family> fmt::Debug for NextHop<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "NextHop({} if {} of {:?})",
-            self.address(),
-            self.interface(),
-            self.owner()
-        )
+        write!(f, "NextHop({} if {} of {:?})", self.address(), self.interface(), self.owner())
     }
 }
 
@@ -244,12 +233,7 @@ impl<F: Family> Destination<F> {
     /// See the type's example.
     pub fn routes(&self) -> Vec<RouteInfo<F>> {
         let guard = epoch::pin();
-        self.0
-            .routes(&guard)
-            .routes
-            .iter()
-            .map(|e| RouteInfo::of(e))
-            .collect()
+        self.0.routes(&guard).routes.iter().map(|e| RouteInfo::of(e)).collect()
     }
 
     /// The route the selector picks among the active routes in `views`.
@@ -267,10 +251,7 @@ impl<F: Family> Destination<F> {
     /// ```
     pub fn best_route(&self, views: ViewSet, selector: Selector) -> Option<RouteInfo<F>> {
         let guard = epoch::pin();
-        self.0
-            .routes(&guard)
-            .best(views, selector)
-            .map(RouteInfo::of)
+        self.0.routes(&guard).best(views, selector).map(RouteInfo::of)
     }
 
     /// Destination information (RtmGetDestInfo): last change, the views it belongs to, and per
@@ -302,11 +283,7 @@ impl<F: Family> Destination<F> {
                     let view = ViewSet::from_bits(1 << v);
                     ViewInfo {
                         view: v,
-                        route_count: set
-                            .routes
-                            .iter()
-                            .filter(|e| e.data.views.intersects(view))
-                            .count(),
+                        route_count: set.routes.iter().filter(|e| e.data.views.intersects(view)).count(),
                         best: set.best(view, Selector::Best).map(RouteInfo::of),
                         hold_down: None,
                     }
@@ -345,12 +322,7 @@ impl<F: Family> Route<F> {
     /// See the type's example.
     pub fn info(&self) -> Result<RouteInfo<F>, Error> {
         let guard = epoch::pin();
-        self.0
-            .dest
-            .routes(&guard)
-            .find(&self.0)
-            .map(RouteInfo::of)
-            .ok_or(Error::NotFound)
+        self.0.dest.routes(&guard).find(&self.0).map(RouteInfo::of).ok_or(Error::NotFound)
     }
 
     /// Whether the route has been deleted.
@@ -422,11 +394,7 @@ pub struct RouteInfo<F: Family> {
 
 impl<F: Family> RouteInfo<F> {
     pub(crate) fn of(entry: &RouteEntry<F>) -> Self {
-        RouteInfo {
-            route: Route(entry.route.clone()),
-            owner: entry.route.owner.id,
-            data: entry.data.clone(),
-        }
+        RouteInfo { route: Route(entry.route.clone()), owner: entry.route.owner.id, data: entry.data.clone() }
     }
 
     /// The destination's prefix.

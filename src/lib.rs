@@ -54,21 +54,27 @@
 
 mod cell;
 mod counted;
+pub mod enumerate;
 mod error;
 mod family;
 mod handles;
+mod reclaim;
 mod sync;
 mod table;
 mod tree;
 mod types;
+pub mod v1;
 
 pub use crossbeam_epoch::Guard;
+pub use enumerate::{
+    DestEnumeration, DestFilter, DestOptions, EnumStart, NextHopEnumeration, RouteEnumeration, RouteOptions,
+    RouteScope,
+};
 pub use error::Error;
 pub use family::{Family, Ipv4, Ipv6, Prefix};
 pub use handles::{DestInfo, Destination, Entity, NextHop, Route, RouteInfo, ViewInfo};
 pub use table::objects::{NextHopData, RouteData};
 pub use table::{
-    AddMode, ChangeOutcome, DestMatch, EntityConfig, Profile, Registration, RouteMatch, Table,
-    TableConfig,
+    AddMode, ChangeOutcome, DestMatch, EntityConfig, Profile, Registration, RouteMatch, Table, TableConfig,
 };
 pub use types::{EntityId, NextHopFlags, Preference, RouteFlags, Selector, ViewSet};

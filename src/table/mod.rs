@@ -37,10 +37,7 @@ pub struct TableConfig {
 
 impl Default for TableConfig {
     fn default() -> Self {
-        TableConfig {
-            max_next_hops: 16,
-            max_batch: 256,
-        }
+        TableConfig { max_next_hops: 16, max_batch: 256 }
     }
 }
 
@@ -85,9 +82,7 @@ pub struct Table<F: Family> {
 
 impl<F: Family> Clone for Table<F> {
     fn clone(&self) -> Self {
-        Table {
-            inner: self.inner.clone(),
-        }
+        Table { inner: self.inner.clone() }
     }
 }
 

@@ -200,20 +200,12 @@ impl<F: Family> RouteSet<F> {
     /// A live set of these routes, sorted into best order.
     pub(crate) fn new(mut routes: Vec<RouteEntry<F>>) -> Self {
         routes.sort_by_key(RouteEntry::order_key);
-        RouteSet {
-            removed: false,
-            changed_at: now(),
-            routes,
-        }
+        RouteSet { removed: false, changed_at: now(), routes }
     }
 
     /// The set of a destination that has left (or is leaving) the tree.
     pub(crate) fn removed() -> Self {
-        RouteSet {
-            removed: true,
-            changed_at: now(),
-            routes: Vec::new(),
-        }
+        RouteSet { removed: true, changed_at: now(), routes: Vec::new() }
     }
 
     /// The first route in best order that is active, in one of `views`, and whose owner the
@@ -221,9 +213,7 @@ impl<F: Family> RouteSet<F> {
     #[inline]
     pub(crate) fn best(&self, views: ViewSet, selector: Selector) -> Option<&RouteEntry<F>> {
         self.routes.iter().find(|e| {
-            e.data.views.intersects(views)
-                && e.data.is_active()
-                && selector.accepts(e.route.owner.id)
+            e.data.views.intersects(views) && e.data.is_active() && selector.accepts(e.route.owner.id)
         })
     }
 
@@ -261,9 +251,7 @@ impl<F: Family> RouteSet<F> {
             let b = other.best(view, Selector::Best);
             match (a, b) {
                 (None, None) => false,
-                (Some(a), Some(b)) => {
-                    !(Ref::ptr_eq(&a.route, &b.route) && Arc::ptr_eq(&a.data, &b.data))
-                }
+                (Some(a), Some(b)) => !(Ref::ptr_eq(&a.route, &b.route) && Arc::ptr_eq(&a.data, &b.data)),
                 _ => true,
             }
         })
@@ -271,9 +259,7 @@ impl<F: Family> RouteSet<F> {
 
     /// The union of the views of the routes.
     pub(crate) fn views(&self) -> ViewSet {
-        self.routes
-            .iter()
-            .fold(ViewSet::NONE, |acc, e| acc | e.data.views)
+        self.routes.iter().fold(ViewSet::NONE, |acc, e| acc | e.data.views)
     }
 }
 

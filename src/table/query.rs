@@ -32,6 +32,8 @@ pub struct DestMatch<F: Family> {
 pub struct RouteMatch<F: Family> {
     /// The route's owner.
     pub owner: Option<EntityId>,
+    /// The route owner's protocol (any instance).
+    pub protocol: Option<u32>,
     /// The route's neighbour (`Some(None)`: routes without a neighbour).
     pub neighbour: Option<Option<NextHop<F>>>,
     /// The route's preference and metric.
@@ -48,6 +50,7 @@ impl<F: Family> Default for RouteMatch<F> {
     fn default() -> Self {
         RouteMatch {
             owner: None,
+            protocol: None,
             neighbour: None,
             preference: None,
             next_hops: None,
@@ -63,6 +66,17 @@ impl<F: Family> RouteMatch<F> {
     /// See the type's example.
     pub fn owner(mut self, owner: EntityId) -> Self {
         self.owner = Some(owner);
+        self
+    }
+
+    /// Match the owner's protocol, any instance.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteMatch};
+    /// assert_eq!(RouteMatch::<Ipv4>::default().protocol(14).protocol, Some(14));
+    /// ```
+    pub fn protocol(mut self, protocol: u32) -> Self {
+        self.protocol = Some(protocol);
         self
     }
 
@@ -118,15 +132,14 @@ impl<F: Family> RouteMatch<F> {
         self
     }
 
-    fn matches(&self, info: &RouteInfo<F>) -> bool {
+    pub(crate) fn matches(&self, info: &RouteInfo<F>) -> bool {
         info.views.intersects(self.views)
             && self.owner.is_none_or(|o| o == info.owner)
+            && self.protocol.is_none_or(|p| p == info.owner.protocol)
             && self.neighbour.as_ref().is_none_or(|n| *n == info.neighbour)
             && self.preference.is_none_or(|p| p == info.preference)
             && self.next_hops.as_ref().is_none_or(|n| *n == info.next_hops)
-            && self
-                .interface
-                .is_none_or(|i| info.next_hops.iter().any(|nh| nh.interface() == i))
+            && self.interface.is_none_or(|i| info.next_hops.iter().any(|nh| nh.interface() == i))
     }
 }
 
@@ -223,9 +236,7 @@ impl<F: Family> Table<F> {
         let guard = epoch::pin();
         self.inner
             .tree
-            .longest_match(prefix.key(), prefix.len(), &guard, |d| {
-                has_routes_in(d.routes(&guard), views)
-            })
+            .longest_match(prefix.key(), prefix.len(), &guard, |d| has_routes_in(d.routes(&guard), views))
             .map(|dest| self.dest_match(dest, views, selector, &guard))
             .ok_or(Error::NotFound)
     }
@@ -258,10 +269,7 @@ impl<F: Family> Table<F> {
         if prefix.len() == 0 {
             return Err(Error::NotFound);
         }
-        let parent = Prefix::from_key(
-            prefix.key() & crate::family::mask(prefix.len() - 1),
-            prefix.len() - 1,
-        );
+        let parent = Prefix::from_key(prefix.key() & crate::family::mask(prefix.len() - 1), prefix.len() - 1);
         self.most_specific_prefix(parent, views, selector)
     }
 
@@ -284,12 +292,7 @@ impl<F: Family> Table<F> {
     /// assert_eq!(inside, ["10.0.0.0/8", "10.0.0.0/16", "10.1.0.0/16"]);
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
-    pub fn more_specifics(
-        &self,
-        prefix: Prefix<F>,
-        views: ViewSet,
-        selector: Selector,
-    ) -> Vec<DestMatch<F>> {
+    pub fn more_specifics(&self, prefix: Prefix<F>, views: ViewSet, selector: Selector) -> Vec<DestMatch<F>> {
         let guard = epoch::pin();
         let root = self.inner.tree.root(&guard);
         Tree::within(root, prefix.key(), prefix.len())
@@ -317,12 +320,7 @@ impl<F: Family> Table<F> {
     /// assert_eq!(lens, [0, 8, 16]);
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
-    pub fn less_specifics(
-        &self,
-        prefix: Prefix<F>,
-        views: ViewSet,
-        selector: Selector,
-    ) -> Vec<DestMatch<F>> {
+    pub fn less_specifics(&self, prefix: Prefix<F>, views: ViewSet, selector: Selector) -> Vec<DestMatch<F>> {
         let guard = epoch::pin();
         let root = self.inner.tree.root(&guard);
         Tree::covering_in(root, prefix.key(), prefix.len())
@@ -346,17 +344,9 @@ impl<F: Family> Table<F> {
     /// assert!(table.exact_route("10.0.0.0/8".parse()?, &RouteMatch::default().interface(5)).is_err());
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
-    pub fn exact_route(
-        &self,
-        prefix: Prefix<F>,
-        criteria: &RouteMatch<F>,
-    ) -> Result<RouteInfo<F>, Error> {
+    pub fn exact_route(&self, prefix: Prefix<F>, criteria: &RouteMatch<F>) -> Result<RouteInfo<F>, Error> {
         let guard = epoch::pin();
-        let dest = self
-            .inner
-            .tree
-            .get(prefix.key(), prefix.len(), &guard)
-            .ok_or(Error::NotFound)?;
+        let dest = self.inner.tree.get(prefix.key(), prefix.len(), &guard).ok_or(Error::NotFound)?;
         dest.routes(&guard)
             .routes
             .iter()
@@ -393,27 +383,17 @@ impl<F: Family> Table<F> {
     ///
     /// See [`Table`]'s example.
     #[inline]
-    pub fn lookup<'g>(
-        &self,
-        addr: F::Addr,
-        view: ViewSet,
-        guard: &'g Guard,
-    ) -> Option<&'g [NextHop<F>]> {
+    pub fn lookup<'g>(&self, addr: F::Addr, view: ViewSet, guard: &'g Guard) -> Option<&'g [NextHop<F>]> {
         let mut hops: Option<&'g [NextHop<F>]> = None;
-        self.inner
-            .tree
-            .longest_match(
-                F::key(addr),
-                F::BITS,
-                guard,
-                |dest: &'g DestObj<F>| match dest.routes(guard).best(view, Selector::Best) {
-                    Some(best) => {
-                        hops = Some(&best.data.next_hops);
-                        true
-                    }
-                    None => false,
-                },
-            );
+        self.inner.tree.longest_match(F::key(addr), F::BITS, guard, |dest: &'g DestObj<F>| {
+            match dest.routes(guard).best(view, Selector::Best) {
+                Some(best) => {
+                    hops = Some(&best.data.next_hops);
+                    true
+                }
+                None => false,
+            }
+        });
         hops
     }
 
@@ -438,20 +418,15 @@ impl<F: Family> Table<F> {
         guard: &'g Guard,
     ) -> Option<(Prefix<F>, &'g crate::RouteData<F>)> {
         let mut found = None;
-        self.inner
-            .tree
-            .longest_match(
-                F::key(addr),
-                F::BITS,
-                guard,
-                |dest: &'g DestObj<F>| match dest.routes(guard).best(view, Selector::Best) {
-                    Some(best) => {
-                        found = Some((dest.prefix, &*best.data));
-                        true
-                    }
-                    None => false,
-                },
-            );
+        self.inner.tree.longest_match(F::key(addr), F::BITS, guard, |dest: &'g DestObj<F>| {
+            match dest.routes(guard).best(view, Selector::Best) {
+                Some(best) => {
+                    found = Some((dest.prefix, &*best.data));
+                    true
+                }
+                None => false,
+            }
+        });
         found
     }
 }

@@ -37,11 +37,7 @@ impl EntityConfig {
     ///
     /// See the type's example.
     pub fn new(id: EntityId) -> Self {
-        EntityConfig {
-            id,
-            default_preference: 0,
-            views: ViewSet::UNICAST,
-        }
+        EntityConfig { id, default_preference: 0, views: ViewSet::UNICAST }
     }
 
     /// Sets the default preference.
@@ -155,10 +151,7 @@ impl<F: Family> Table<F> {
             list.push(handle.clone());
             Ok(list)
         })?;
-        Ok(Registration {
-            table: self.clone(),
-            entity,
-        })
+        Ok(Registration { table: self.clone(), entity })
     }
 }
 
@@ -169,8 +162,8 @@ fn update_entities<F: Family>(
 ) -> Result<(), Error> {
     loop {
         let guard = epoch::pin();
-        let raw = cell.load_raw(&guard);
-        let new = change(cell.load(&guard))?;
+        let (raw, current) = cell.load_both(&guard);
+        let new = change(current)?;
         if cell.compare_swap(raw, Ref::new(new), &guard).is_ok() {
             return Ok(());
         }
@@ -216,10 +209,7 @@ impl<F: Family> Registration<F> {
     /// See [`Profile`]'s example.
     pub fn profile(&self) -> Profile {
         let c = self.table.inner.config;
-        Profile {
-            max_next_hops: c.max_next_hops,
-            max_batch: c.max_batch,
-        }
+        Profile { max_next_hops: c.max_next_hops, max_batch: c.max_batch }
     }
 
     /// The table this registration belongs to.
@@ -252,9 +242,7 @@ impl<F: Family> Registration<F> {
     fn check_own_next_hop(&self, nh: &NextHop<F>) -> Result<(), Error> {
         self.table.check_table(nh.obj().table_id)?;
         if nh.obj().owner_serial != self.entity.serial {
-            return Err(Error::AccessDenied(
-                "the next hop belongs to another entity",
-            ));
+            return Err(Error::AccessDenied("the next hop belongs to another entity"));
         }
         if nh.is_deleted() {
             return Err(Error::InvalidHandle("the next hop was deleted"));
@@ -351,8 +339,8 @@ impl<F: Family> Registration<F> {
         let cell = &nh.obj().data;
         loop {
             let guard = epoch::pin();
-            let raw = cell.load_raw(&guard);
-            let mut data = *cell.load(&guard);
+            let (raw, current) = cell.load_both(&guard);
+            let mut data = *current;
             change(&mut data);
             if cell.compare_swap(raw, Ref::new(data), &guard).is_ok() {
                 return Ok(());
@@ -367,9 +355,7 @@ impl<F: Family> Registration<F> {
     pub fn delete_next_hop(&self, nh: &NextHop<F>) -> Result<(), Error> {
         self.table.check_table(nh.obj().table_id)?;
         if nh.obj().owner_serial != self.entity.serial {
-            return Err(Error::AccessDenied(
-                "the next hop belongs to another entity",
-            ));
+            return Err(Error::AccessDenied("the next hop belongs to another entity"));
         }
         let key = (F::key(nh.address()), nh.interface());
         let removed = self.entity.next_hops.remove_if(&key, |_, v| v == nh);
@@ -434,9 +420,9 @@ impl<F: Family> Registration<F> {
                     let existing = match mode {
                         AddMode::New => None,
                         AddMode::First => routes.iter().position(|e| self.owns(e)),
-                        AddMode::Neighbour => routes
-                            .iter()
-                            .position(|e| self.owns(e) && e.data.neighbour == data.neighbour),
+                        AddMode::Neighbour => {
+                            routes.iter().position(|e| self.owns(e) && e.data.neighbour == data.neighbour)
+                        }
                     };
                     match existing {
                         Some(i) => {
@@ -445,10 +431,7 @@ impl<F: Family> Registration<F> {
                         }
                         None => {
                             let route = self.new_route(dest.clone());
-                            routes.push(RouteEntry {
-                                route: route.clone(),
-                                data: data.clone(),
-                            });
+                            routes.push(RouteEntry { route: route.clone(), data: data.clone() });
                             made = Some((route, true));
                         }
                     }
@@ -458,13 +441,7 @@ impl<F: Family> Registration<F> {
                     if created {
                         inner.route_count.fetch_add(1, Ordering::Relaxed);
                     }
-                    break (
-                        route,
-                        ChangeOutcome {
-                            created,
-                            best_changed: change.best_changed,
-                        },
-                    );
+                    break (route, ChangeOutcome { created, best_changed: change.best_changed });
                 }
                 // The destination is leaving the tree: replace it with a fresh one below.
             }
@@ -523,10 +500,7 @@ impl<F: Family> Registration<F> {
         });
         let route = self.new_route(dest.clone());
         // Not published yet: nobody else can see the cell.
-        drop(dest.routes.swap(Ref::new(RouteSet::new(vec![RouteEntry {
-            route: route.clone(),
-            data,
-        }]))));
+        drop(dest.routes.swap(Ref::new(RouteSet::new(vec![RouteEntry { route: route.clone(), data }]))));
         (dest, route)
     }
 
@@ -576,20 +550,14 @@ impl<F: Family> Registration<F> {
         let obj = route.obj();
         let changed = self.inner().change_routes(&obj.dest, |set| {
             let mut routes = set.routes.clone();
-            let entry = routes
-                .iter_mut()
-                .find(|e| std::ptr::eq(&*e.route, obj))
-                .ok_or(Error::NotFound)?;
+            let entry = routes.iter_mut().find(|e| std::ptr::eq(&*e.route, obj)).ok_or(Error::NotFound)?;
             let mut data = (*entry.data).clone();
             change(&mut data);
             entry.data = Arc::new(self.validate(data)?);
             Ok(routes)
         })?;
         let change = changed.ok_or(Error::NotFound)?;
-        Ok(ChangeOutcome {
-            created: false,
-            best_changed: change.best_changed,
-        })
+        Ok(ChangeOutcome { created: false, best_changed: change.best_changed })
     }
 
     /// Deletes one of the caller's routes (RtmDeleteRouteToDest), consuming the handle. Returns
@@ -603,12 +571,7 @@ impl<F: Family> Registration<F> {
             if set.find(obj).is_none() {
                 return Err(Error::NotFound);
             }
-            Ok(set
-                .routes
-                .iter()
-                .filter(|e| !std::ptr::eq(&*e.route, obj))
-                .cloned()
-                .collect())
+            Ok(set.routes.iter().filter(|e| !std::ptr::eq(&*e.route, obj)).cloned().collect())
         })?;
         let change = changed.ok_or(Error::NotFound)?;
         self.inner().route_count.fetch_sub(1, Ordering::Relaxed);
@@ -653,31 +616,17 @@ impl<F: Family> Registration<F> {
         fence(Ordering::SeqCst); // pairs with `still_registered_after_publish`
         let me = self.entity.serial;
         let _ = update_entities(&self.inner().entities, |list| {
-            Ok(list
-                .iter()
-                .filter(|e| e.obj().serial != me)
-                .cloned()
-                .collect())
+            Ok(list.iter().filter(|e| e.obj().serial != me).cloned().collect())
         });
         let inner = self.inner();
         let snapshot = inner.tree.snapshot(&epoch::pin());
         for dest in crate::tree::Iter::all(&snapshot) {
-            if !dest
-                .routes(&epoch::pin())
-                .routes
-                .iter()
-                .any(|e| self.owns(e))
-            {
+            if !dest.routes(&epoch::pin()).routes.iter().any(|e| self.owns(e)) {
                 continue;
             }
             let mut removed = 0;
             let changed = inner.change_routes(dest, |set| {
-                let keep: Vec<_> = set
-                    .routes
-                    .iter()
-                    .filter(|e| !self.owns(e))
-                    .cloned()
-                    .collect();
+                let keep: Vec<_> = set.routes.iter().filter(|e| !self.owns(e)).cloned().collect();
                 removed = set.routes.len() - keep.len();
                 Ok(keep)
             });
@@ -702,8 +651,6 @@ impl<F: Family> Drop for Registration<F> {
 
 impl<F: Family> std::fmt::Debug for Registration<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration")
-            .field("id", &self.entity.id)
-            .finish()
+        f.debug_struct("Registration").field("id", &self.entity.id).finish()
     }
 }

@@ -36,24 +36,15 @@ impl<F: Family> TableInner<F> {
     ) -> Result<Option<SetChange>, Error> {
         loop {
             let guard = epoch::pin();
-            let current_raw = dest.routes.load_raw(&guard);
-            let current = dest.routes(&guard);
+            let (current_raw, current) = dest.routes.load_both(&guard);
             if current.removed {
                 return Ok(None);
             }
             let routes = change(current)?;
-            let new = if routes.is_empty() {
-                RouteSet::removed()
-            } else {
-                RouteSet::new(routes)
-            };
+            let new = if routes.is_empty() { RouteSet::removed() } else { RouteSet::new(routes) };
             let best_changed = current.best_differs(&new);
             let removed = new.removed;
-            if dest
-                .routes
-                .compare_swap(current_raw, Ref::new(new), &guard)
-                .is_ok()
-            {
+            if dest.routes.compare_swap(current_raw, Ref::new(new), &guard).is_ok() {
                 if removed {
                     self.dest_count.fetch_sub(1, Ordering::Relaxed);
                     self.unlink(dest, &guard);
@@ -71,13 +62,7 @@ impl<F: Family> TableInner<F> {
         if let Some(current) = self.tree.get(prefix.key(), prefix.len(), guard) {
             if std::ptr::eq(&**current, dest) {
                 // A failed CAS means a writer replaced it meanwhile: nothing left to do.
-                let _ = self.tree.compare_replace(
-                    prefix.key(),
-                    prefix.len(),
-                    current.as_ptr(),
-                    None,
-                    guard,
-                );
+                let _ = self.tree.compare_replace(prefix.key(), prefix.len(), current.as_ptr(), None, guard);
             }
         }
     }
@@ -90,13 +75,7 @@ impl<F: Family> TableInner<F> {
         guard: &epoch::Guard,
     ) -> Result<(), Ref<DestObj<F>>> {
         let prefix = new.prefix;
-        match self.tree.compare_replace(
-            prefix.key(),
-            prefix.len(),
-            expected,
-            Some(new.clone()),
-            guard,
-        ) {
+        match self.tree.compare_replace(prefix.key(), prefix.len(), expected, Some(new.clone()), guard) {
             Ok(()) => {
                 self.dest_count.fetch_add(1, Ordering::Relaxed);
                 Ok(())

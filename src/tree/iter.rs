@@ -18,37 +18,71 @@ struct Frame<'a, V: Send + Sync + 'static> {
 
 /// An iterator over the values of a subtree, in address order then prefix length.
 pub(crate) struct Iter<'a, V: Send + Sync + 'static> {
+    /// A value to yield before the stack (the starting prefix of an inclusive seek).
+    first: Option<&'a Ref<V>>,
     stack: Vec<Frame<'a, V>>,
 }
 
 impl<'a, V: Send + Sync + 'static> Iter<'a, V> {
     /// An iterator over nothing.
     pub(crate) fn empty() -> Self {
-        Iter { stack: Vec::new() }
+        Iter { first: None, stack: Vec::new() }
     }
 
     /// Every value of the version rooted at `root`.
     pub(crate) fn all(root: &'a Node<V>) -> Self {
-        Iter {
-            stack: vec![Frame {
-                node: root,
-                rel: 0,
-                bits: 0,
-            }],
-        }
+        Iter { first: None, stack: vec![Frame { node: root, rel: 0, bits: 0 }] }
     }
 
     /// The values inside `key/len`, where `node` is the node at `len`'s level on `key`'s path.
     pub(crate) fn at(node: &'a Node<V>, key: u128, len: u8) -> Self {
         let rel = len % STRIDE;
-        let bits = if rel == 0 {
-            0
-        } else {
-            super::rel_bits(key, len / STRIDE, rel)
-        };
-        Iter {
-            stack: vec![Frame { node, rel, bits }],
+        let bits = if rel == 0 { 0 } else { super::rel_bits(key, len / STRIDE, rel) };
+        Iter { first: None, stack: vec![Frame { node, rel, bits }] }
+    }
+
+    /// The values inside `range` (a `(key, len)` prefix) that come after `from` in iteration
+    /// order — and `from` itself first when `inclusive` and present. `from` must lie inside
+    /// `range`. This is how enumerations resume: the work is one walk down `from`'s path,
+    /// pushing the branches to its right, whatever the number of values before it.
+    pub(crate) fn resume(root: &'a Node<V>, range: (u128, u8), from: (u128, u8), inclusive: bool) -> Self {
+        let (key, from_len) = from;
+        debug_assert!(from_len >= range.1 && key & crate::family::mask(range.1) == range.0);
+        let mut iter = Iter::empty();
+        // The node holding the range's position.
+        let mut node = root;
+        for level in 0..range.1 / STRIDE {
+            match node.child(super::nibble(key, level)) {
+                Some(child) => node = child,
+                None => return iter,
+            }
         }
+        // Walk the binary positions from the range down to `from`; wherever the path takes the
+        // 0 branch, the 1 branch comes later in the order: push it.
+        for len in range.1..from_len {
+            let level = len / STRIDE;
+            let rel = len % STRIDE;
+            let bits = if rel == 0 { 0 } else { super::rel_bits(key, level, rel) };
+            let bit = (key >> (127 - len as u32)) & 1;
+            if bit == 0 {
+                iter.stack.push(Frame { node, rel: rel + 1, bits: (bits << 1) | 1 });
+            }
+            if rel + 1 == STRIDE {
+                match node.child(super::nibble(key, level)) {
+                    Some(child) => node = child,
+                    None => return iter, // nothing at or under `from`
+                }
+            }
+        }
+        // At `from`'s position: its subtree comes next (0 branch first), after `from` itself.
+        let rel = from_len % STRIDE;
+        let bits = if rel == 0 { 0 } else { super::rel_bits(key, from_len / STRIDE, rel) };
+        iter.stack.push(Frame { node, rel: rel + 1, bits: (bits << 1) | 1 });
+        iter.stack.push(Frame { node, rel: rel + 1, bits: bits << 1 });
+        if inclusive {
+            iter.first = node.prefix(position(rel, bits));
+        }
+        iter
     }
 }
 
@@ -56,14 +90,13 @@ impl<'a, V: Send + Sync + 'static> Iterator for Iter<'a, V> {
     type Item = &'a Ref<V>;
 
     fn next(&mut self) -> Option<&'a Ref<V>> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
         while let Some(Frame { node, rel, bits }) = self.stack.pop() {
             if rel == STRIDE {
                 if let Some(child) = node.child(bits as usize) {
-                    self.stack.push(Frame {
-                        node: child,
-                        rel: 0,
-                        bits: 0,
-                    });
+                    self.stack.push(Frame { node: child, rel: 0, bits: 0 });
                 }
                 continue;
             }
@@ -73,16 +106,8 @@ impl<'a, V: Send + Sync + 'static> Iterator for Iter<'a, V> {
                 continue;
             }
             // Pushed in reverse: the 0 branch must come out first.
-            self.stack.push(Frame {
-                node,
-                rel: rel + 1,
-                bits: (bits << 1) | 1,
-            });
-            self.stack.push(Frame {
-                node,
-                rel: rel + 1,
-                bits: bits << 1,
-            });
+            self.stack.push(Frame { node, rel: rel + 1, bits: (bits << 1) | 1 });
+            self.stack.push(Frame { node, rel: rel + 1, bits: bits << 1 });
             if let Some(value) = node.prefix(position(rel, bits)) {
                 return Some(value);
             }

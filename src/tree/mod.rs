@@ -107,12 +107,7 @@ pub(crate) struct Node<V: Send + Sync + 'static> {
 
 impl<V: Send + Sync + 'static> Node<V> {
     fn empty() -> Self {
-        Node {
-            prefix_bits: 0,
-            child_bits: 0,
-            prefixes: Box::new([]),
-            children: Box::new([]),
-        }
+        Node { prefix_bits: 0, child_bits: 0, prefixes: Box::new([]), children: Box::new([]) }
     }
 
     fn is_empty(&self) -> bool {
@@ -143,23 +138,13 @@ impl<V: Send + Sync + 'static> Node<V> {
     /// A copy with the prefix at `pos` set to `value` (or removed).
     fn with_prefix(&self, pos: u32, value: Option<Ref<V>>) -> Node<V> {
         let (prefix_bits, prefixes) = splice(self.prefix_bits, &self.prefixes, pos, value);
-        Node {
-            prefix_bits,
-            prefixes,
-            child_bits: self.child_bits,
-            children: self.children.clone(),
-        }
+        Node { prefix_bits, prefixes, child_bits: self.child_bits, children: self.children.clone() }
     }
 
     /// A copy with the child at `idx` set to `child` (or removed).
     fn with_child(&self, idx: usize, child: Option<Ref<Node<V>>>) -> Node<V> {
         let (child_bits, children) = splice(self.child_bits, &self.children, idx as u32, child);
-        Node {
-            prefix_bits: self.prefix_bits,
-            prefixes: self.prefixes.clone(),
-            child_bits,
-            children,
-        }
+        Node { prefix_bits: self.prefix_bits, prefixes: self.prefixes.clone(), child_bits, children }
     }
 }
 
@@ -169,11 +154,7 @@ fn splice<T: Clone>(bitmap: u16, items: &[T], bit: u32, value: Option<T>) -> (u1
     let present = bitmap & (1 << bit) != 0;
     let mut out = Vec::with_capacity(items.len() + 1);
     out.extend_from_slice(&items[..at]);
-    let rest = if present {
-        &items[at + 1..]
-    } else {
-        &items[at..]
-    };
+    let rest = if present { &items[at + 1..] } else { &items[at..] };
     let bitmap = match value {
         Some(v) => {
             out.push(v);
@@ -194,15 +175,8 @@ struct Slot {
 fn slot(key: u128, len: u8) -> Slot {
     let level = len / STRIDE;
     let rel = len % STRIDE;
-    let bits = if rel == 0 {
-        0
-    } else {
-        rel_bits(key, level, rel)
-    };
-    Slot {
-        level,
-        pos: position(rel, bits),
-    }
+    let bits = if rel == 0 { 0 } else { rel_bits(key, level, rel) };
+    Slot { level, pos: position(rel, bits) }
 }
 
 /// The radix tree: an atomic root over immutable nodes.
@@ -213,9 +187,7 @@ pub(crate) struct Tree<V: Send + Sync + 'static> {
 impl<V: Send + Sync + 'static> Tree<V> {
     /// An empty tree.
     pub(crate) fn new() -> Self {
-        Tree {
-            root: EpochCell::new(Ref::new(Node::empty())),
-        }
+        Tree { root: EpochCell::new(Ref::new(Node::empty())) }
     }
 
     /// The current root, readable while `guard` is pinned.
@@ -359,8 +331,7 @@ impl<V: Send + Sync + 'static> Tree<V> {
     ) -> Result<(), Option<Ref<V>>> {
         let slot = slot(key, len);
         loop {
-            let root_raw = self.root.load_raw(guard);
-            let root = self.root.load(guard);
+            let (root_raw, root) = self.root.load_both(guard);
             let current = Self::get_in(root, key, len).map_or(std::ptr::null(), Ref::as_ptr);
             if current != expected {
                 return Err(new);

@@ -12,9 +12,7 @@ fn key4(s: &str) -> (u128, u8) {
 fn insert(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
     let g = epoch::pin();
     let cur = tree.get(key, len, &g).map_or(std::ptr::null(), Ref::as_ptr);
-    tree.compare_replace(key, len, cur, Some(Ref::new((key, len))), &g)
-        .ok()
-        .unwrap();
+    tree.compare_replace(key, len, cur, Some(Ref::new((key, len))), &g).ok().unwrap();
 }
 
 fn remove(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
@@ -26,36 +24,20 @@ fn remove(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
 #[test]
 fn covering_table_is_right() {
     // Nibble 0b1010 is covered by: rel0, rel1 bit 1, rel2 bits 10, rel3 bits 101.
-    let expect = (1 << position(0, 0))
-        | (1 << position(1, 1))
-        | (1 << position(2, 2))
-        | (1 << position(3, 5));
+    let expect =
+        (1 << position(0, 0)) | (1 << position(1, 1)) | (1 << position(2, 2)) | (1 << position(3, 5));
     assert_eq!(COVERING[0b1010], expect);
 }
 
 #[test]
 fn get_insert_remove() {
     let tree = Tree::new();
-    for p in [
-        "0.0.0.0/0",
-        "10.0.0.0/8",
-        "10.1.0.0/16",
-        "10.1.2.0/24",
-        "10.1.2.3/32",
-        "128.0.0.0/1",
-    ] {
+    for p in ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "128.0.0.0/1"] {
         let (k, l) = key4(p);
         insert(&tree, k, l);
     }
     let g = epoch::pin();
-    for p in [
-        "0.0.0.0/0",
-        "10.0.0.0/8",
-        "10.1.0.0/16",
-        "10.1.2.0/24",
-        "10.1.2.3/32",
-        "128.0.0.0/1",
-    ] {
+    for p in ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "128.0.0.0/1"] {
         let (k, l) = key4(p);
         assert_eq!(**tree.get(k, l, &g).unwrap(), (k, l), "{p}");
     }
@@ -73,13 +55,9 @@ fn compare_replace_refuses_a_stale_expectation() {
     let tree = Tree::new();
     let (k, l) = key4("10.0.0.0/8");
     let g = epoch::pin();
-    assert!(tree
-        .compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g)
-        .is_ok());
+    assert!(tree.compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g).is_ok());
     // Expecting "absent" again must fail now.
-    assert!(tree
-        .compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g)
-        .is_err());
+    assert!(tree.compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g).is_err());
 }
 
 #[test]
@@ -120,28 +98,18 @@ fn matches_a_reference_model() {
             | (rng.random::<u32>() as u128) << 96 & 0x000F_FFFF << 96;
         let max_len = rng.random_range(0..=32u8);
         let lpm = tree.longest_match(addr, max_len, &g, |_| true).map(|r| **r);
-        let expect = (0..=max_len)
-            .rev()
-            .map(|l| (addr & mask(l), l))
-            .find(|p| model.contains_key(p));
+        let expect = (0..=max_len).rev().map(|l| (addr & mask(l), l)).find(|p| model.contains_key(p));
         assert_eq!(lpm, expect);
-        let covering: Vec<_> = Tree::covering_in(root, addr & mask(max_len), max_len)
-            .into_iter()
-            .map(|r| **r)
-            .collect();
-        let expect: Vec<_> = (0..=max_len)
-            .map(|l| (addr & mask(l), l))
-            .filter(|p| model.contains_key(p))
-            .collect();
+        let covering: Vec<_> =
+            Tree::covering_in(root, addr & mask(max_len), max_len).into_iter().map(|r| **r).collect();
+        let expect: Vec<_> =
+            (0..=max_len).map(|l| (addr & mask(l), l)).filter(|p| model.contains_key(p)).collect();
         assert_eq!(covering, expect);
         let len = rng.random_range(0..=16u8);
         let base = addr & mask(len);
         let within: Vec<_> = Tree::within(root, base, len).map(|r| **r).collect();
-        let expect: Vec<_> = model
-            .keys()
-            .copied()
-            .filter(|(k, l)| *l >= len && k & mask(len) == base)
-            .collect();
+        let expect: Vec<_> =
+            model.keys().copied().filter(|(k, l)| *l >= len && k & mask(len) == base).collect();
         assert_eq!(within, expect);
     }
 }
@@ -169,17 +137,50 @@ fn ipv6_full_length() {
     insert(&tree, host, 128);
     insert(&tree, host & mask(64), 64);
     let g = epoch::pin();
-    assert_eq!(
-        tree.longest_match(host, 128, &g, |_| true).map(|r| r.1),
-        Some(128)
-    );
-    assert_eq!(
-        tree.longest_match(host ^ 1, 128, &g, |_| true).map(|r| r.1),
-        Some(64)
-    );
-    assert_eq!(
-        tree.longest_match(host, 127, &g, |_| true).map(|r| r.1),
-        Some(64)
-    );
+    assert_eq!(tree.longest_match(host, 128, &g, |_| true).map(|r| r.1), Some(128));
+    assert_eq!(tree.longest_match(host ^ 1, 128, &g, |_| true).map(|r| r.1), Some(64));
+    assert_eq!(tree.longest_match(host, 127, &g, |_| true).map(|r| r.1), Some(64));
     assert_eq!(Iter::all(tree.root(&g)).count(), 2);
+}
+
+/// `Iter::resume` yields exactly the model's values after (or from) a point, inside a range.
+#[test]
+fn resume_matches_the_model() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let tree = Tree::new();
+    let mut model = std::collections::BTreeSet::new();
+    for _ in 0..1500 {
+        let len = rng.random_range(0..=24u8);
+        let key = ((rng.random::<u32>() & 0xFF00_0000 | rng.random::<u32>() & 0x00FF_F000) as u128) << 96
+            & mask(len);
+        insert(&tree, key, len);
+        model.insert((key, len));
+    }
+    let g = epoch::pin();
+    let root = tree.root(&g);
+    for _ in 0..3000 {
+        let range_len = rng.random_range(0..=12u8);
+        let from_len = rng.random_range(range_len..=28u8);
+        let from_key = ((rng.random::<u32>() & 0xFF00_0000 | rng.random::<u32>() & 0x00FF_F000) as u128)
+            << 96
+            & mask(from_len);
+        // Half the time start from a present prefix.
+        let (from_key, from_len) = if rng.random_bool(0.5) {
+            let v: Vec<_> = model.iter().filter(|(_, l)| *l >= range_len).copied().collect();
+            v[rng.random_range(0..v.len())]
+        } else {
+            (from_key, from_len)
+        };
+        let range = (from_key & mask(range_len), range_len);
+        let inclusive = rng.random_bool(0.5);
+        let got: Vec<_> = Iter::resume(root, range, (from_key, from_len), inclusive).map(|r| **r).collect();
+        let expect: Vec<_> = model
+            .iter()
+            .copied()
+            .filter(|&(k, l)| l >= range.1 && k & mask(range.1) == range.0)
+            .filter(|&p| if inclusive { p >= (from_key, from_len) } else { p > (from_key, from_len) })
+            .collect();
+        assert_eq!(got, expect, "range {range:?} from {:?} inclusive {inclusive}", (from_key, from_len));
+    }
 }
