@@ -107,12 +107,11 @@ impl<T: Send + Sync + 'static> Drop for EpochCell<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::epoch;
 
     #[test]
     fn compare_swap_publishes_or_returns_the_value() {
         let cell = EpochCell::new(Ref::new(1u32));
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let first = cell.load_raw(&guard);
         assert_eq!(*cell.load(&guard), 1);
         assert!(cell.compare_swap(first, Ref::new(2), &guard).is_ok());
@@ -126,10 +125,10 @@ mod tests {
     #[test]
     fn a_loaded_reference_outlives_replacement() {
         let cell = EpochCell::new(Ref::new(String::from("old")));
-        let snapshot = cell.load_ref(&epoch::pin());
+        let snapshot = cell.load_ref(&crate::reclaim::pin());
         let previous = cell.swap(Ref::new(String::from("new")));
         drop(previous);
         assert_eq!(&*snapshot, "old");
-        assert_eq!(cell.load(&epoch::pin()), "new");
+        assert_eq!(cell.load(&crate::reclaim::pin()), "new");
     }
 }

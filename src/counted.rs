@@ -307,7 +307,7 @@ mod tests {
 
     fn flush_epochs() {
         for _ in 0..256 {
-            epoch::pin().flush();
+            crate::reclaim::pin().flush();
         }
     }
 
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn try_acquire_refuses_a_dying_object() {
         let a = Ref::new(7u32);
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let raw = a.as_ptr();
         // SAFETY: `a` is alive and held while we acquire.
         let b = unsafe { Ref::try_acquire(raw, &guard) }.expect("alive");

@@ -10,7 +10,7 @@ use std::ops::Deref;
 use std::time::Instant;
 
 use crate::counted::Ref;
-use crate::sync::{epoch, Arc, Ordering};
+use crate::sync::{Arc, Ordering};
 use crate::table::objects::{DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj};
 use crate::{EntityId, Error, Family, Prefix, Selector, ViewSet};
 
@@ -174,7 +174,7 @@ impl<F: Family> NextHop<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn data(&self) -> NextHopData {
-        *self.0.data.load(&epoch::pin())
+        *self.0.data.load(&crate::reclaim::pin())
     }
 }
 
@@ -225,14 +225,14 @@ impl<F: Family> Destination<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn is_deleted(&self) -> bool {
-        self.0.is_removed(&epoch::pin())
+        self.0.is_removed(&crate::reclaim::pin())
     }
 
     /// Every route, best first (all views; inactive ones included).
     ///
     /// See the type's example.
     pub fn routes(&self) -> Vec<RouteInfo<F>> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         self.0.routes(&guard).routes.iter().map(|e| RouteInfo::of(e)).collect()
     }
 
@@ -250,7 +250,7 @@ impl<F: Family> Destination<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn best_route(&self, views: ViewSet, selector: Selector) -> Option<RouteInfo<F>> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         self.0.routes(&guard).best(views, selector).map(RouteInfo::of)
     }
 
@@ -270,7 +270,7 @@ impl<F: Family> Destination<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn info(&self, views: ViewSet) -> DestInfo<F> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let set = self.0.routes(&guard);
         DestInfo {
             prefix: self.prefix(),
@@ -321,7 +321,7 @@ impl<F: Family> Route<F> {
     ///
     /// See the type's example.
     pub fn info(&self) -> Result<RouteInfo<F>, Error> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         self.0.dest.routes(&guard).find(&self.0).map(RouteInfo::of).ok_or(Error::NotFound)
     }
 
@@ -339,7 +339,7 @@ impl<F: Family> Route<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn is_deleted(&self) -> bool {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         self.0.dest.routes(&guard).find(&self.0).is_none()
     }
 

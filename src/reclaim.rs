@@ -54,6 +54,59 @@ pub(crate) unsafe fn retire(destroy: impl FnOnce() + Send + 'static) {
     unsafe { guard.defer_unchecked(destroy) };
 }
 
+/// Pins the current thread through rtmgr's participant (crossbeam's own when it is gone at
+/// thread exit: a read then costs a fresh registration, but never recursion, since rtmgr's
+/// destructors retire through [`retire`]).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn pin() -> Guard {
+    HANDLE.try_with(|h| h.pin()).unwrap_or_else(|_| crossbeam_epoch::pin())
+}
+
+#[cfg(loom)]
+pub(crate) fn pin() -> Guard {
+    crate::sync::epoch::pin()
+}
+
+/// Whether the current thread holds an rtmgr guard (e.g. one from [`Table::pin`]).
+///
+/// Useful to check that nothing keeps the thread pinned between operations: while a guard is
+/// held, memory that writers retire cannot be reclaimed.
+///
+/// ```
+/// let table = rtmgr::Table::<rtmgr::Ipv4>::new();
+/// assert!(!rtmgr::is_pinned());
+/// let guard = table.pin();
+/// assert!(rtmgr::is_pinned());
+/// drop(guard);
+/// assert!(!rtmgr::is_pinned());
+/// ```
+///
+/// [`Table::pin`]: crate::Table::pin
+#[cfg(not(loom))]
+pub fn is_pinned() -> bool {
+    HANDLE.try_with(|h| h.is_pinned()).unwrap_or(false)
+}
+
+/// Whether the current thread holds an rtmgr guard.
+#[cfg(loom)]
+pub fn is_pinned() -> bool {
+    crate::sync::epoch::is_pinned()
+}
+
+/// Pushes this thread's retired objects to the collector and reclaims what no guard protects
+/// any more. Repeated calls (on every thread that retired objects) eventually free everything
+/// released; tests use it to check that nothing leaks.
+///
+/// ```
+/// rtmgr::collect_garbage();
+/// ```
+pub fn collect_garbage() {
+    pin().flush();
+}
+
+use crate::sync::epoch::Guard;
+
 #[cfg(not(loom))]
 pub(crate) use orphans::{adopt_orphans, park, HANDLE};
 

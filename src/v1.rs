@@ -30,7 +30,6 @@ use std::cmp::Ordering;
 
 use crate::enumerate::{EnumStart, RouteEnumeration, RouteOptions, RouteScope};
 use crate::handles::RouteInfo;
-use crate::sync::epoch;
 use crate::table::{RouteMatch, Table};
 use crate::tree::Iter;
 use crate::{Error, Family, Prefix, Selector, ViewSet};
@@ -159,8 +158,11 @@ impl<F: Family> Client<'_, F> {
             },
             None => RouteScope::Destinations(EnumStart::All),
         };
-        let prefilter =
-            RouteMatch { protocol: criteria.protocol, interface: criteria.interface, ..RouteMatch::default() };
+        let prefilter = RouteMatch {
+            protocol: criteria.protocol,
+            interface: criteria.interface,
+            ..RouteMatch::default()
+        };
         let mut routes = self.table.enumerate_routes(RouteOptions { scope, criteria: prefilter })?;
         let first = routes.by_ref().find(|r| criteria.matches(r)).ok_or(Error::NoRoutes)?;
         Ok(Enumeration { routes: Some(routes), criteria, first: Some(first) })
@@ -206,7 +208,7 @@ impl<F: Family> Client<'_, F> {
         after: Option<&RouteInfo<F>>,
         criteria: Criteria<F>,
     ) -> Option<RouteInfo<F>> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let root = self.table.inner.tree.root(&guard);
         Iter::resume(root, (0, 0), (from.key(), from.len()), true).find_map(|dest| {
             let mut routes: Vec<RouteInfo<F>> = dest

@@ -89,7 +89,10 @@ fn snapshot_under_churn<F: Family>(
             Err(Error::NoMoreItems) => break,
             Err(e) => panic!("unexpected {e}"),
         }
-        assert!(!crossbeam_epoch::is_pinned(), "an open enumeration must not keep the thread pinned");
+        assert!(
+            !rtmgr::is_pinned() && !crossbeam_epoch::is_pinned(),
+            "an open enumeration must not keep the thread pinned"
+        );
         // Let the writers make progress between batches.
         if seen.len() % (max * 64) == 0 {
             std::thread::yield_now();

@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 
 use super::{BatchEnd, EnumStart, SnapshotWalk, Walk};
 use crate::handles::{Destination, RouteInfo};
-use crate::sync::epoch;
 use crate::table::objects::RouteSet;
 use crate::table::{DestMatch, Table};
 use crate::{EntityId, Error, Family, Selector, ViewSet};
@@ -148,7 +147,7 @@ impl<F: Family> Table<F> {
     ///
     /// See [`DestEnumeration`]'s example.
     pub fn enumerate_destinations(&self, options: DestOptions<F>) -> Result<DestEnumeration<F>, Error> {
-        let snapshot = self.inner.tree.snapshot(&epoch::pin());
+        let snapshot = self.inner.tree.snapshot(&crate::reclaim::pin());
         Ok(DestEnumeration {
             max_batch: self.inner.config.max_batch,
             walk: SnapshotWalk::new(snapshot, options.start),
@@ -176,7 +175,7 @@ impl<F: Family> DestEnumeration<F> {
 
     /// Reads up to `n` more destinations from the snapshot into `out`, under one short guard.
     fn read(&mut self, n: usize, out: &mut Vec<DestMatch<F>>) {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let options = self.options;
         let target = out.len() + n;
         self.walk.step(|dest| {

@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 
 use super::{BatchEnd, EnumStart, SnapshotWalk, Walk};
 use crate::handles::{Destination, RouteInfo};
-use crate::sync::epoch;
 use crate::table::objects::DestObj;
 use crate::table::{RouteMatch, Table};
 use crate::{Error, Family};
@@ -122,7 +121,7 @@ impl<F: Family> Table<F> {
                 Source::Single(Some(dest))
             }
             RouteScope::Destinations(start) => {
-                Source::Walk(SnapshotWalk::new(self.inner.tree.snapshot(&epoch::pin()), start))
+                Source::Walk(SnapshotWalk::new(self.inner.tree.snapshot(&crate::reclaim::pin()), start))
             }
         };
         Ok(RouteEnumeration {
@@ -156,7 +155,7 @@ impl<F: Family> RouteEnumeration<F> {
     /// Reads the matching routes of the next destination(s) that have any into `pending`.
     /// Returns false when no destination is left.
     fn read_more(&mut self) -> bool {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let criteria = &self.criteria;
         let pending = &mut self.pending;
         let collect = |dest: &DestObj<F>, pending: &mut VecDeque<RouteInfo<F>>| {

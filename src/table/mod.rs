@@ -142,7 +142,7 @@ impl<F: Family> Table<F> {
     ///
     /// See [`Table`]'s example.
     pub fn pin(&self) -> epoch::Guard {
-        epoch::pin()
+        crate::reclaim::pin()
     }
 
     /// The number of destinations in the table (exact when no write is in flight).
@@ -172,7 +172,7 @@ impl<F: Family> Table<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn entities(&self) -> Vec<Entity<F>> {
-        self.inner.entities.load(&epoch::pin()).clone()
+        self.inner.entities.load(&crate::reclaim::pin()).clone()
     }
 
     /// Refuses a handle of another table.

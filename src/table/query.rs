@@ -3,7 +3,7 @@
 
 use crate::counted::Ref;
 use crate::handles::{Destination, NextHop, Route, RouteInfo};
-use crate::sync::epoch::{self, Guard};
+use crate::sync::epoch::Guard;
 use crate::table::objects::{DestObj, RouteSet};
 use crate::table::Table;
 use crate::tree::Tree;
@@ -183,7 +183,7 @@ impl<F: Family> Table<F> {
         views: ViewSet,
         selector: Selector,
     ) -> Result<DestMatch<F>, Error> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         match self.inner.tree.get(prefix.key(), prefix.len(), &guard) {
             Some(dest) if has_routes_in(dest.routes(&guard), views) => {
                 Ok(self.dest_match(dest, views, selector, &guard))
@@ -233,7 +233,7 @@ impl<F: Family> Table<F> {
         views: ViewSet,
         selector: Selector,
     ) -> Result<DestMatch<F>, Error> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         self.inner
             .tree
             .longest_match(prefix.key(), prefix.len(), &guard, |d| has_routes_in(d.routes(&guard), views))
@@ -293,7 +293,7 @@ impl<F: Family> Table<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn more_specifics(&self, prefix: Prefix<F>, views: ViewSet, selector: Selector) -> Vec<DestMatch<F>> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let root = self.inner.tree.root(&guard);
         Tree::within(root, prefix.key(), prefix.len())
             .filter(|d| has_routes_in(d.routes(&guard), views))
@@ -321,7 +321,7 @@ impl<F: Family> Table<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn less_specifics(&self, prefix: Prefix<F>, views: ViewSet, selector: Selector) -> Vec<DestMatch<F>> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let root = self.inner.tree.root(&guard);
         Tree::covering_in(root, prefix.key(), prefix.len())
             .into_iter()
@@ -345,7 +345,7 @@ impl<F: Family> Table<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn exact_route(&self, prefix: Prefix<F>, criteria: &RouteMatch<F>) -> Result<RouteInfo<F>, Error> {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let dest = self.inner.tree.get(prefix.key(), prefix.len(), &guard).ok_or(Error::NotFound)?;
         dest.routes(&guard)
             .routes
@@ -368,7 +368,7 @@ impl<F: Family> Table<F> {
     /// ```
     pub fn is_best(&self, route: &Route<F>) -> Result<ViewSet, Error> {
         self.check_table(route.obj().table_id)?;
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let set = route.obj().dest.routes(&guard);
         set.find(route.obj()).ok_or(Error::NotFound)?;
         Ok(set.best_views(route.obj()))

@@ -5,7 +5,7 @@ use dashmap::mapref::entry::Entry;
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::handles::{Entity, NextHop, Route};
-use crate::sync::{epoch, fence, Arc, AtomicBool, Ordering};
+use crate::sync::{fence, Arc, AtomicBool, Ordering};
 use crate::table::objects::{
     self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj, RouteSet,
 };
@@ -161,7 +161,7 @@ fn update_entities<F: Family>(
     mut change: impl FnMut(&Vec<Entity<F>>) -> Result<Vec<Entity<F>>, Error>,
 ) -> Result<(), Error> {
     loop {
-        let guard = epoch::pin();
+        let guard = crate::reclaim::pin();
         let (raw, current) = cell.load_both(&guard);
         let new = change(current)?;
         if cell.compare_swap(raw, Ref::new(new), &guard).is_ok() {
@@ -338,7 +338,7 @@ impl<F: Family> Registration<F> {
         self.check_own_next_hop(nh)?;
         let cell = &nh.obj().data;
         loop {
-            let guard = epoch::pin();
+            let guard = crate::reclaim::pin();
             let (raw, current) = cell.load_both(&guard);
             let mut data = *current;
             change(&mut data);
@@ -411,7 +411,7 @@ impl<F: Family> Registration<F> {
         let data = Arc::new(self.validate(data)?);
         let inner = self.inner();
         let (route, outcome) = loop {
-            let guard = epoch::pin();
+            let guard = crate::reclaim::pin();
             let current = inner.tree.get(prefix.key(), prefix.len(), &guard);
             if let Some(dest) = current {
                 let mut made: Option<(Ref<RouteObj<F>>, bool)> = None;
@@ -619,9 +619,9 @@ impl<F: Family> Registration<F> {
             Ok(list.iter().filter(|e| e.obj().serial != me).cloned().collect())
         });
         let inner = self.inner();
-        let snapshot = inner.tree.snapshot(&epoch::pin());
+        let snapshot = inner.tree.snapshot(&crate::reclaim::pin());
         for dest in crate::tree::Iter::all(&snapshot) {
-            if !dest.routes(&epoch::pin()).routes.iter().any(|e| self.owns(e)) {
+            if !dest.routes(&crate::reclaim::pin()).routes.iter().any(|e| self.owns(e)) {
                 continue;
             }
             let mut removed = 0;

@@ -35,7 +35,7 @@ impl<F: Family> TableInner<F> {
         mut change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
     ) -> Result<Option<SetChange>, Error> {
         loop {
-            let guard = epoch::pin();
+            let guard = crate::reclaim::pin();
             let (current_raw, current) = dest.routes.load_both(&guard);
             if current.removed {
                 return Ok(None);

@@ -1,6 +1,5 @@
 use super::*;
 use crate::family::mask;
-use crate::sync::epoch;
 use std::collections::BTreeMap;
 
 fn key4(s: &str) -> (u128, u8) {
@@ -10,13 +9,13 @@ fn key4(s: &str) -> (u128, u8) {
 }
 
 fn insert(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     let cur = tree.get(key, len, &g).map_or(std::ptr::null(), Ref::as_ptr);
     tree.compare_replace(key, len, cur, Some(Ref::new((key, len))), &g).ok().unwrap();
 }
 
 fn remove(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     let cur = tree.get(key, len, &g).map_or(std::ptr::null(), Ref::as_ptr);
     tree.compare_replace(key, len, cur, None, &g).ok().unwrap();
 }
@@ -36,7 +35,7 @@ fn get_insert_remove() {
         let (k, l) = key4(p);
         insert(&tree, k, l);
     }
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     for p in ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "128.0.0.0/1"] {
         let (k, l) = key4(p);
         assert_eq!(**tree.get(k, l, &g).unwrap(), (k, l), "{p}");
@@ -45,16 +44,16 @@ fn get_insert_remove() {
     assert!(tree.get(k, l, &g).is_none());
     let (k, l) = key4("10.1.2.0/24");
     remove(&tree, k, l);
-    assert!(tree.get(k, l, &epoch::pin()).is_none());
+    assert!(tree.get(k, l, &crate::reclaim::pin()).is_none());
     let (k, l) = key4("10.1.2.3/32");
-    assert!(tree.get(k, l, &epoch::pin()).is_some());
+    assert!(tree.get(k, l, &crate::reclaim::pin()).is_some());
 }
 
 #[test]
 fn compare_replace_refuses_a_stale_expectation() {
     let tree = Tree::new();
     let (k, l) = key4("10.0.0.0/8");
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     assert!(tree.compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g).is_ok());
     // Expecting "absent" again must fail now.
     assert!(tree.compare_replace(k, l, std::ptr::null(), Some(Ref::new((k, l))), &g).is_err());
@@ -66,7 +65,7 @@ fn removing_everything_prunes_to_an_empty_root() {
     let (k, l) = key4("10.1.2.3/32");
     insert(&tree, k, l);
     remove(&tree, k, l);
-    assert!(tree.root(&epoch::pin()).is_empty());
+    assert!(tree.root(&crate::reclaim::pin()).is_empty());
 }
 
 /// Random prefixes against a BTreeMap: exact, longest match, covering, within and order.
@@ -88,7 +87,7 @@ fn matches_a_reference_model() {
             model.insert((key, len), ());
         }
     }
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     let root = tree.root(&g);
     let all: Vec<(u128, u8)> = Iter::all(root).map(|r| **r).collect();
     let expect: Vec<(u128, u8)> = model.keys().copied().collect();
@@ -120,14 +119,14 @@ fn snapshot_is_unaffected_by_later_writes() {
     for i in 0..100u128 {
         insert(&tree, i << 104, 24);
     }
-    let snap = tree.snapshot(&epoch::pin());
+    let snap = tree.snapshot(&crate::reclaim::pin());
     for i in 0..50u128 {
         remove(&tree, i << 104, 24);
         insert(&tree, (i << 104) | (1 << 100), 28);
     }
     assert_eq!(Iter::all(&snap).count(), 100);
     assert!(Iter::all(&snap).all(|r| r.1 == 24));
-    assert_eq!(Iter::all(tree.root(&epoch::pin())).count(), 100);
+    assert_eq!(Iter::all(tree.root(&crate::reclaim::pin())).count(), 100);
 }
 
 #[test]
@@ -136,7 +135,7 @@ fn ipv6_full_length() {
     let host = u128::MAX - 5;
     insert(&tree, host, 128);
     insert(&tree, host & mask(64), 64);
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     assert_eq!(tree.longest_match(host, 128, &g, |_| true).map(|r| r.1), Some(128));
     assert_eq!(tree.longest_match(host ^ 1, 128, &g, |_| true).map(|r| r.1), Some(64));
     assert_eq!(tree.longest_match(host, 127, &g, |_| true).map(|r| r.1), Some(64));
@@ -157,7 +156,7 @@ fn resume_matches_the_model() {
         insert(&tree, key, len);
         model.insert((key, len));
     }
-    let g = epoch::pin();
+    let g = crate::reclaim::pin();
     let root = tree.root(&g);
     for _ in 0..3000 {
         let range_len = rng.random_range(0..=12u8);
