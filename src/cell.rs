@@ -15,7 +15,7 @@
 //!    `Acquire` (the reader sees everything the publisher wrote).
 
 use crate::counted::{Counted, Ref};
-use crate::sync::{epoch::Guard, AtomicPtr, Ordering};
+use crate::sync::{AtomicPtr, Ordering, epoch::Guard};
 
 /// An atomically replaceable counted value.
 pub(crate) struct EpochCell<T: Send + Sync + 'static> {

@@ -43,7 +43,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use crate::sync::{epoch, fence, AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering, epoch, fence};
 
 /// A heap object with its reference count.
 pub(crate) struct Counted<T> {
@@ -295,8 +295,8 @@ unsafe impl<T> Send for SendPtr<T> {}
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
     use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
     struct DropCounter(Arc<StdAtomicUsize>);
     impl Drop for DropCounter {

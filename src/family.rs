@@ -93,11 +93,7 @@ impl Family for Ipv6 {
 /// The mask of the first `len` bits of a left-aligned key.
 #[inline]
 pub(crate) fn mask(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - len as u32)
-    }
+    if len == 0 { 0 } else { u128::MAX << (128 - len as u32) }
 }
 
 /// A destination prefix: an address and a length, with every host bit zero.

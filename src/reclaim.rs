@@ -108,7 +108,7 @@ pub fn collect_garbage() {
 use crate::sync::epoch::Guard;
 
 #[cfg(not(loom))]
-pub(crate) use orphans::{adopt_orphans, park, HANDLE};
+pub(crate) use orphans::{HANDLE, adopt_orphans, park};
 
 #[cfg(not(loom))]
 mod orphans {
@@ -168,8 +168,8 @@ mod orphans {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn parked_destructors_run_after_adoption() {

@@ -20,14 +20,14 @@ compile_error!("a loom build of rtmgr needs the `loom` feature (cargo test --fea
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering},
     Arc,
+    atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
 };
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering},
     Arc,
+    atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
 };
 
 pub(crate) use crossbeam_epoch as epoch;

@@ -31,11 +31,7 @@ impl ViewSet {
 
     /// The set holding only view `id`; `NotSupported` past view 31.
     pub fn view(id: u8) -> Result<ViewSet, Error> {
-        if id < 32 {
-            Ok(ViewSet(1 << id))
-        } else {
-            Err(Error::NotSupported("view ids are 0 to 31"))
-        }
+        if id < 32 { Ok(ViewSet(1 << id)) } else { Err(Error::NotSupported("view ids are 0 to 31")) }
     }
 
     /// The set of a raw bit mask.

@@ -186,11 +186,7 @@ impl<F: Family> DestEnumeration<F> {
                     route: set.best(options.views, options.selector).map(RouteInfo::of),
                 });
             }
-            if out.len() == target {
-                Walk::Stop
-            } else {
-                Walk::Continue
-            }
+            if out.len() == target { Walk::Stop } else { Walk::Continue }
         });
     }
 

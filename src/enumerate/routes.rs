@@ -173,11 +173,7 @@ impl<F: Family> RouteEnumeration<F> {
             Source::Walk(walk) => {
                 walk.step(|dest| {
                     collect(dest, pending);
-                    if pending.is_empty() {
-                        Walk::Continue
-                    } else {
-                        Walk::Stop
-                    }
+                    if pending.is_empty() { Walk::Continue } else { Walk::Stop }
                 });
                 !pending.is_empty()
             }

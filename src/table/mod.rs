@@ -13,7 +13,7 @@ pub use registration::{AddMode, ChangeOutcome, EntityConfig, Profile, Registrati
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::handles::Entity;
-use crate::sync::{epoch, Arc, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicUsize, Ordering, epoch};
 use crate::tree::Tree;
 use crate::{Error, Family};
 use objects::DestObj;

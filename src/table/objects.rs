@@ -17,7 +17,7 @@ use dashmap::DashMap;
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::handles::NextHop;
-use crate::sync::{epoch::Guard, Arc, AtomicBool, SerialCounter};
+use crate::sync::{Arc, AtomicBool, SerialCounter, epoch::Guard};
 use crate::{EntityId, Family, NextHopFlags, Preference, Prefix, RouteFlags, Selector, ViewSet};
 
 /// A registered entity (a protocol instance or management client).

@@ -4,8 +4,8 @@
 use crate::counted::Ref;
 use crate::handles::{Destination, NextHop, Route, RouteInfo};
 use crate::sync::epoch::Guard;
-use crate::table::objects::{DestObj, RouteSet};
 use crate::table::Table;
+use crate::table::objects::{DestObj, RouteSet};
 use crate::tree::Tree;
 use crate::{EntityId, Error, Family, Preference, Prefix, Selector, ViewSet};
 

@@ -5,7 +5,7 @@ use dashmap::mapref::entry::Entry;
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::handles::{Entity, NextHop, Route};
-use crate::sync::{fence, Arc, AtomicBool, Ordering};
+use crate::sync::{Arc, AtomicBool, Ordering, fence};
 use crate::table::objects::{
     self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj, RouteSet,
 };

@@ -12,9 +12,9 @@
 //! destination as absent. Every step is one CAS, so each operation is linearizable at its CAS.
 
 use crate::counted::Ref;
-use crate::sync::{epoch, Ordering};
-use crate::table::objects::{DestObj, RouteEntry, RouteSet};
+use crate::sync::{Ordering, epoch};
 use crate::table::TableInner;
+use crate::table::objects::{DestObj, RouteEntry, RouteSet};
 use crate::{Error, Family};
 
 /// What a successful change of a route set did.

@@ -4,7 +4,7 @@
 //! prefixes inside it, the 0 branch before the 1 branch), descending into the child of a nibble
 //! when the walk reaches relative length 4.
 
-use super::{position, Node, STRIDE};
+use super::{Node, STRIDE, position};
 use crate::counted::Ref;
 
 /// A point of the walk still to visit.

@@ -348,11 +348,7 @@ impl<V: Send + Sync + 'static> Tree<V> {
 /// The nibble at `level`, or 0 past the end of the key (only relative length 0 is asked there).
 #[inline]
 fn nibble_or_zero(key: u128, level: u8) -> usize {
-    if level >= 32 {
-        0
-    } else {
-        nibble(key, level)
-    }
+    if level >= 32 { 0 } else { nibble(key, level) }
 }
 
 /// The copy of `node` (at `level`) with the slot set to `value`; `None` if the copy is empty.
