@@ -79,3 +79,8 @@ pub use table::{
     AddMode, ChangeOutcome, DestMatch, EntityConfig, Profile, Registration, RouteMatch, Table, TableConfig,
 };
 pub use types::{EntityId, NextHopFlags, Preference, RouteFlags, Selector, ViewSet};
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
