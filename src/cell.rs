@@ -15,7 +15,7 @@
 //!    `Acquire` (the reader sees everything the publisher wrote).
 
 use crate::counted::{Counted, Ref};
-use crate::sync::{AtomicPtr, Ordering, epoch::Guard};
+use crate::sync::{AtomicPtr, Ordering, epoch::Guard, spin_loop};
 
 /// An atomically replaceable counted value.
 pub(crate) struct EpochCell<T: Send + Sync + 'static> {
@@ -62,6 +62,7 @@ impl<T: Send + Sync + 'static> EpochCell<T> {
             }
             // The value was replaced and its last reference released between our load and the
             // increment: the cell now holds a newer value.
+            spin_loop();
         }
     }
 

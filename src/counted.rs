@@ -238,6 +238,12 @@ impl<T: Send + Sync + 'static> Clone for Ref<T> {
 
 impl<T: Send + Sync + 'static> Drop for Ref<T> {
     fn drop(&mut self) {
+        // A model already failed and is unwinding, possibly outside loom's execution: leak rather
+        // than touch loom's state (which would turn the failure report into an abort).
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            return;
+        }
         #[cfg(not(rtmgr_mutant = "relaxed_release"))]
         let order = Ordering::Release;
         #[cfg(rtmgr_mutant = "relaxed_release")]

@@ -58,6 +58,9 @@ pub mod enumerate;
 mod error;
 mod family;
 mod handles;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_api;
 mod reclaim;
 mod sync;
 mod table;

@@ -32,6 +32,14 @@ pub(crate) use loom::sync::{
 
 pub(crate) use crossbeam_epoch as epoch;
 
+#[cfg(loom)]
+pub(crate) use loom::hint::spin_loop;
+/// The hint for a retry loop that waits on another thread's store. Under loom it is also what
+/// lets the model make progress: loom may keep returning a stale value to a thread that only
+/// loads, until that thread yields.
+#[cfg(not(loom))]
+pub(crate) use std::hint::spin_loop;
+
 /// A plain process-wide counter (serial numbers): it orders nothing, so it stays `std`'s even
 /// under loom, where a `static` loom atomic would outlive the model that created it.
 pub(crate) use std::sync::atomic::AtomicU64 as SerialCounter;
