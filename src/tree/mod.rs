@@ -3,18 +3,23 @@
 //!
 //! # Layout
 //!
-//! Every [`Node`] covers a 4-bit stride of the address. It holds the prefixes whose length ends
-//! inside its stride (relative lengths 0 to 3: 15 positions, numbered heap-style
-//! `(1 << rel) - 1 + bits`) and up to 16 children, both as popcount-compressed arrays: a `u16`
-//! bitmap says which positions are present and the rank of a position's bit is its index in the
-//! array. A /24 lives 6 nodes below the root, a /48 twelve; an IPv4 lookup touches at most 9
-//! nodes, an IPv6 lookup at most 33. Which prefixes of a node cover an address nibble is one
-//! table lookup ([`COVERING`]), so a longest match is one mask-and-count per node visited.
+//! Every [`Node`] covers a 4-bit stride of the address (the node at level `d` consumes bits
+//! `4d..4d+4`). It holds the prefixes whose length ends inside its stride — relative lengths 1 to
+//! 4, plus the default route (relative length 0) at the root: 31 positions numbered heap-style
+//! `(1 << rel) - 1 + bits` — and up to 16 children, both as popcount-compressed arrays: a bitmap
+//! says which positions are present and the rank of a position's bit is its index in the array.
+//! Keeping relative length 4 in the parent (rather than 0 in the child) means the prefixes that
+//! end on a nibble boundary, the bulk of real tables (/16, /24, /32, /48), share their parent
+//! node instead of each needing a node of their own: 16 /24s fit in one node.
+//!
+//! A /24 lives in the sixth node from the root, a /48 in the twelfth: an IPv4 lookup touches at
+//! most 8 nodes, an IPv6 lookup at most 32. Which prefixes of a node cover an address nibble is
+//! one table lookup ([`COVERING`]), so a longest match is one mask-and-count per node visited.
 //!
 //! # Concurrency: why path copying
 //!
 //! Nodes are immutable once published. A writer copies the nodes on the path from the root to
-//! the changed position (at most 9 small nodes for IPv4), then publishes the new root with one
+//! the changed position (at most 8 small nodes for IPv4), then publishes the new root with one
 //! compare-and-swap on the [`EpochCell`]; if another writer published first it rebuilds on the
 //! new root and tries again. So:
 //!
@@ -50,14 +55,14 @@ use crate::sync::epoch::Guard;
 pub(crate) const STRIDE: u8 = 4;
 
 /// `COVERING[n]`: the prefix positions of a node that cover the address nibble `n`.
-const COVERING: [u16; 16] = covering_table();
+const COVERING: [u32; 16] = covering_table();
 
-const fn covering_table() -> [u16; 16] {
-    let mut table = [0u16; 16];
+const fn covering_table() -> [u32; 16] {
+    let mut table = [0u32; 16];
     let mut n = 0;
     while n < 16 {
         let mut rel = 0;
-        while rel < STRIDE {
+        while rel <= STRIDE {
             table[n] |= 1 << position(rel, (n >> (STRIDE - rel)) as u8);
             rel += 1;
         }
@@ -67,9 +72,9 @@ const fn covering_table() -> [u16; 16] {
 }
 
 /// `UP_TO[rel]`: the positions of relative length at most `rel`.
-const UP_TO: [u16; 4] = [0b1, 0b111, 0b111_1111, 0b111_1111_1111_1111];
+const UP_TO: [u32; 5] = [0x1, 0x7, 0x7F, 0x7FFF, 0x7FFF_FFFF];
 
-/// The position of the prefix of relative length `rel` (0..4) with leading bits `bits`.
+/// The position of the prefix of relative length `rel` (0..=4) with leading bits `bits`.
 #[inline]
 const fn position(rel: u8, bits: u8) -> u32 {
     (1u32 << rel) - 1 + bits as u32
@@ -89,16 +94,16 @@ fn rel_bits(key: u128, level: u8, rel: u8) -> u8 {
 
 /// The rank of bit `bit` in `bitmap`: the index of its entry in the compressed array.
 #[inline]
-fn rank(bitmap: u16, bit: u32) -> usize {
-    (bitmap & ((1u32 << bit) - 1) as u16).count_ones() as usize
+fn rank(bitmap: u32, bit: u32) -> usize {
+    (bitmap & ((1u32 << bit) - 1)).count_ones() as usize
 }
 
 /// One immutable node of the tree.
 pub(crate) struct Node<V: Send + Sync + 'static> {
-    /// Which of the 15 prefix positions are present.
-    prefix_bits: u16,
+    /// Which of the 31 prefix positions are present.
+    prefix_bits: u32,
     /// Which of the 16 children are present.
-    child_bits: u16,
+    child_bits: u32,
     /// The present prefixes, in position order.
     prefixes: Box<[Ref<V>]>,
     /// The present children, in nibble order.
@@ -149,7 +154,7 @@ impl<V: Send + Sync + 'static> Node<V> {
 }
 
 /// A compressed array with the entry at `bit` set to `value` or removed.
-fn splice<T: Clone>(bitmap: u16, items: &[T], bit: u32, value: Option<T>) -> (u16, Box<[T]>) {
+fn splice<T: Clone>(bitmap: u32, items: &[T], bit: u32, value: Option<T>) -> (u32, Box<[T]>) {
     let at = rank(bitmap, bit);
     let present = bitmap & (1 << bit) != 0;
     let mut out = Vec::with_capacity(items.len() + 1);
@@ -172,9 +177,15 @@ struct Slot {
     pos: u32,
 }
 
+/// The node level that holds prefixes of length `len` (the default route is at the root).
+#[inline]
+fn level_of(len: u8) -> u8 {
+    len.saturating_sub(1) / STRIDE
+}
+
 fn slot(key: u128, len: u8) -> Slot {
-    let level = len / STRIDE;
-    let rel = len % STRIDE;
+    let level = level_of(len);
+    let rel = len - level * STRIDE;
     let bits = if rel == 0 { 0 } else { rel_bits(key, level, rel) };
     Slot { level, pos: position(rel, bits) }
 }
@@ -238,9 +249,9 @@ impl<V: Send + Sync + 'static> Tree<V> {
         max_len: u8,
         mut accept: impl FnMut(&'a V) -> bool,
     ) -> Option<&'a Ref<V>> {
-        // The nodes on the path, deepest last: at most 129 / 4 + 1 of them.
-        let mut path: [Option<&'a Node<V>>; 33] = [None; 33];
-        let last_level = max_len / STRIDE;
+        // The nodes on the path, deepest last: at most 128 / 4 of them.
+        let mut path: [Option<&'a Node<V>>; 32] = [None; 32];
+        let last_level = level_of(max_len);
         let mut node = root;
         let mut depth = 0usize;
         loop {
@@ -258,13 +269,13 @@ impl<V: Send + Sync + 'static> Tree<V> {
         }
         for level in (0..=depth).rev() {
             let node = path[level].expect("filled on the way down");
-            let mut candidates = node.prefix_bits & COVERING[nibble_or_zero(key, level as u8)];
+            let mut candidates = node.prefix_bits & COVERING[nibble(key, level as u8)];
             if level as u8 == last_level {
-                candidates &= UP_TO[(max_len % STRIDE) as usize];
+                candidates &= UP_TO[(max_len - last_level * STRIDE) as usize];
             }
             while candidates != 0 {
                 // Highest position first: positions grow with the prefix length.
-                let pos = 15 - candidates.leading_zeros();
+                let pos = 31 - candidates.leading_zeros();
                 candidates &= !(1 << pos);
                 let value = &node.prefixes[rank(node.prefix_bits, pos)];
                 if accept(value) {
@@ -283,9 +294,9 @@ impl<V: Send + Sync + 'static> Tree<V> {
         let mut node = root;
         let mut level = 0u8;
         loop {
-            let mut candidates = node.prefix_bits & COVERING[nibble_or_zero(key, level)];
+            let mut candidates = node.prefix_bits & COVERING[nibble(key, level)];
             if level == target.level {
-                candidates &= UP_TO[(len % STRIDE) as usize];
+                candidates &= UP_TO[(len - level * STRIDE) as usize];
             }
             while candidates != 0 {
                 let pos = candidates.trailing_zeros();
@@ -343,12 +354,6 @@ impl<V: Send + Sync + 'static> Tree<V> {
             }
         }
     }
-}
-
-/// The nibble at `level`, or 0 past the end of the key (only relative length 0 is asked there).
-#[inline]
-fn nibble_or_zero(key: u128, level: u8) -> usize {
-    if level >= 32 { 0 } else { nibble(key, level) }
 }
 
 /// The copy of `node` (at `level`) with the slot set to `value`; `None` if the copy is empty.

@@ -22,10 +22,29 @@ fn remove(tree: &Tree<(u128, u8)>, key: u128, len: u8) {
 
 #[test]
 fn covering_table_is_right() {
-    // Nibble 0b1010 is covered by: rel0, rel1 bit 1, rel2 bits 10, rel3 bits 101.
-    let expect =
-        (1 << position(0, 0)) | (1 << position(1, 1)) | (1 << position(2, 2)) | (1 << position(3, 5));
+    // Nibble 0b1010 is covered by: rel 0, rel 1 bit 1, rel 2 bits 10, rel 3 bits 101, rel 4 bits 1010.
+    let expect = (1 << position(0, 0))
+        | (1 << position(1, 1))
+        | (1 << position(2, 2))
+        | (1 << position(3, 5))
+        | (1 << position(4, 10));
     assert_eq!(COVERING[0b1010], expect);
+}
+
+fn count_nodes<V: Send + Sync + 'static>(node: &Node<V>) -> usize {
+    1 + node.children.iter().map(|c| count_nodes(c)).sum::<usize>()
+}
+
+/// Prefixes ending on a nibble boundary live in their parent: 16 /24s of one /20 share a node.
+#[test]
+fn nibble_aligned_prefixes_share_their_parent_node() {
+    let tree = Tree::new();
+    for i in 0..16u128 {
+        let (k, l) = key4("10.1.16.0/24");
+        insert(&tree, k | (i << 104), l);
+    }
+    // Levels 0 to 5: one node each on the path, the /24s all in the level-5 node.
+    assert_eq!(count_nodes(tree.root(&crate::reclaim::pin())), 6);
 }
 
 #[test]
