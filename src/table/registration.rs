@@ -9,6 +9,7 @@ use crate::sync::{Arc, AtomicBool, Ordering, fence};
 use crate::table::objects::{
     self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj, RouteSet,
 };
+use crate::table::write::Unlink;
 use crate::table::{Table, TableInner};
 use crate::{EntityId, Error, Family, Prefix, Selector, ViewSet};
 
@@ -619,20 +620,29 @@ impl<F: Family> Registration<F> {
             Ok(list.iter().filter(|e| e.obj().serial != me).cloned().collect())
         });
         let inner = self.inner();
+        // Empty the entity's routes from every destination first, then take the emptied
+        // destinations out of the tree in one pass: one root CAS instead of one path copy each.
         let snapshot = inner.tree.snapshot(&crate::reclaim::pin());
+        let mut emptied = Vec::new();
         for dest in crate::tree::Iter::all(&snapshot) {
             if !dest.routes(&crate::reclaim::pin()).routes.iter().any(|e| self.owns(e)) {
                 continue;
             }
             let mut removed = 0;
-            let changed = inner.change_routes(dest, |set| {
+            let changed = inner.change_routes_then(dest, Unlink::Later, |set| {
                 let keep: Vec<_> = set.routes.iter().filter(|e| !self.owns(e)).cloned().collect();
                 removed = set.routes.len() - keep.len();
                 Ok(keep)
             });
-            if let Ok(Some(_)) = changed {
+            if let Ok(Some(change)) = changed {
                 inner.route_count.fetch_sub(removed, Ordering::Relaxed);
+                if change.removed {
+                    emptied.push(dest.clone());
+                }
             }
+        }
+        if !emptied.is_empty() {
+            inner.prune(&emptied);
         }
         let keys: Vec<_> = self.entity.next_hops.iter().map(|e| *e.key()).collect();
         for key in keys {

@@ -21,6 +21,17 @@ use crate::{Error, Family};
 pub(crate) struct SetChange {
     /// Some view's best route is another route or another version of it now.
     pub(crate) best_changed: bool,
+    /// The change emptied the destination: it is leaving the tree.
+    pub(crate) removed: bool,
+}
+
+/// When a destination emptied by a change leaves the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unlink {
+    /// Right away, with one root CAS.
+    Now,
+    /// With others, by one [`TableInner::prune`] (bulk withdrawals).
+    Later,
 }
 
 impl<F: Family> TableInner<F> {
@@ -32,6 +43,17 @@ impl<F: Family> TableInner<F> {
     pub(crate) fn change_routes(
         &self,
         dest: &DestObj<F>,
+        change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
+    ) -> Result<Option<SetChange>, Error> {
+        self.change_routes_then(dest, Unlink::Now, change)
+    }
+
+    /// [`TableInner::change_routes`], leaving an emptied destination in the tree when `unlink`
+    /// is [`Unlink::Later`]: the caller then removes it, with others, by [`TableInner::prune`].
+    pub(crate) fn change_routes_then(
+        &self,
+        dest: &DestObj<F>,
+        unlink: Unlink,
         mut change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
     ) -> Result<Option<SetChange>, Error> {
         loop {
@@ -47,11 +69,31 @@ impl<F: Family> TableInner<F> {
             if dest.routes.compare_swap(current_raw, Ref::new(new), &guard).is_ok() {
                 if removed {
                     self.dest_count.fetch_sub(1, Ordering::Relaxed);
-                    self.unlink(dest, &guard);
+                    if unlink == Unlink::Now {
+                        self.unlink(dest, &guard);
+                    }
                 }
-                return Ok(Some(SetChange { best_changed }));
+                return Ok(Some(SetChange { best_changed, removed }));
             }
             // Another writer changed the set first: recompute on its version.
+        }
+    }
+
+    /// Takes every destination whose set is the removed marker out of the tree in one new
+    /// version (one root CAS, nodes without such destinations shared). Gives up after a few
+    /// lost races with other writers — a full walk is too slow to win against a stream of single
+    /// writes — and then unlinks `fallback` one by one.
+    pub(crate) fn prune(&self, fallback: &[crate::counted::Ref<DestObj<F>>]) {
+        for _ in 0..3 {
+            let guard = crate::reclaim::pin();
+            match self.tree.prune(&guard, |dest| dest.is_removed(&guard)) {
+                Ok(_) => return,
+                Err(()) => continue,
+            }
+        }
+        let guard = crate::reclaim::pin();
+        for dest in fallback {
+            self.unlink(dest, &guard);
         }
     }
 

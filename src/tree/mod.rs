@@ -354,6 +354,49 @@ impl<V: Send + Sync + 'static> Tree<V> {
             }
         }
     }
+
+    /// Removes every value `dead` picks, in one new version published by one root CAS; the
+    /// nodes holding none of them are shared with the current version. `Err` if another writer
+    /// published first (nothing changed then). Returns whether anything was removed.
+    pub(crate) fn prune(&self, guard: &Guard, mut dead: impl FnMut(&V) -> bool) -> Result<bool, ()> {
+        let (root_raw, root) = self.root.load_both(guard);
+        let Some(new_root) = prune_node(root, &mut dead) else {
+            return Ok(false);
+        };
+        self.root.compare_swap(root_raw, Ref::new(new_root), guard).map(|()| true).map_err(|_| ())
+    }
+}
+
+/// The copy of `node` without the values `dead` picks, or `None` if it has none of them (the
+/// node is then shared as it is). The copy may be empty.
+fn prune_node<V: Send + Sync + 'static>(
+    node: &Node<V>,
+    dead: &mut impl FnMut(&V) -> bool,
+) -> Option<Node<V>> {
+    let mut copy: Option<Node<V>> = None;
+    for (i, child) in node.children.iter().enumerate() {
+        if let Some(pruned) = prune_node(child, dead) {
+            let idx = nth_set_bit(node.child_bits, i);
+            let base = copy.take().unwrap_or_else(|| node.with_child(idx as usize, Some(child.clone())));
+            copy = Some(base.with_child(idx as usize, (!pruned.is_empty()).then(|| Ref::new(pruned))));
+        }
+    }
+    for (i, value) in node.prefixes.iter().enumerate() {
+        if dead(value) {
+            let pos = nth_set_bit(node.prefix_bits, i);
+            let base = copy.take().unwrap_or_else(|| node.with_prefix(pos, Some(value.clone())));
+            copy = Some(base.with_prefix(pos, None));
+        }
+    }
+    copy
+}
+
+/// The index of the `n`th set bit of `bitmap`.
+fn nth_set_bit(mut bitmap: u32, n: usize) -> u32 {
+    for _ in 0..n {
+        bitmap &= bitmap - 1;
+    }
+    bitmap.trailing_zeros()
 }
 
 /// The copy of `node` (at `level`) with the slot set to `value`; `None` if the copy is empty.

@@ -202,3 +202,30 @@ fn resume_matches_the_model() {
         assert_eq!(got, expect, "range {range:?} from {:?} inclusive {inclusive}", (from_key, from_len));
     }
 }
+
+/// `prune` removes exactly the values picked, keeps everything else reachable, and leaves no
+/// empty node behind.
+#[test]
+fn prune_matches_the_model() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let tree = Tree::new();
+    let mut model = std::collections::BTreeSet::new();
+    for _ in 0..2000 {
+        let len = rng.random_range(0..=32u8);
+        let key = ((rng.random::<u32>() & 0xF0FF_FF00) as u128) << 96 & mask(len);
+        insert(&tree, key, len);
+        model.insert((key, len));
+    }
+    let dead = |v: &(u128, u8)| v.1 % 3 == 0 || (v.0 >> 120) % 5 == 1;
+    assert_eq!(tree.prune(&crate::reclaim::pin(), dead), Ok(true));
+    model.retain(|v| !dead(v));
+    let g = crate::reclaim::pin();
+    let got: Vec<_> = Iter::all(tree.root(&g)).map(|r| **r).collect();
+    assert_eq!(got, model.iter().copied().collect::<Vec<_>>());
+    fn no_empty_nodes(node: &Node<(u128, u8)>, root: bool) -> bool {
+        (root || !node.is_empty()) && node.children.iter().all(|c| no_empty_nodes(c, false))
+    }
+    assert!(no_empty_nodes(tree.root(&g), true));
+    assert_eq!(tree.prune(&g, dead), Ok(false), "nothing left to prune");
+}
