@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The mutant check: every loom model must be able to fail. For each planted bug in
+# src/counted.rs (RTMGR_MUTANT, see build.rs) this runs every model alone and records whether
+# loom caught it with a memory-safety signature (use after free, double destruction, a read not
+# ordered before the destructor, a leak). It fails unless
+#   - each mutant is caught by at least one model, and
+#   - each model catches at least one mutant (a model that can never fail proves nothing).
+# The clean run must pass too: .ci/run runs .ci/loom.sh first; by hand, this script runs it
+# unless LOOM_SKIP_CLEAN=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${LOOM_SKIP_CLEAN:-0}" != 1 ]; then
+    .ci/loom.sh
+fi
+
+export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
+# One target dir for all mutants: RTMGR_MUTANT rebuilds only rtmgr and the models.
+export CARGO_TARGET_DIR="${LOOM_MUTANT_TARGET_DIR:-target/loom-mutant}"
+export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+export RUST_BACKTRACE=0
+MUTANTS=(plain_increment free_immediately relaxed_release)
+# What a real catch looks like (a mutant that merely hangs or trips loom's branch limit is not).
+SIGNATURES='use after free|destroyed twice|Causality violation|leaked|read after its destruction'
+LOGS="$CARGO_TARGET_DIR/mutant-logs"
+mkdir -p "$LOGS"
+
+declare -A caught_by_mutant caught_by_model
+models=()
+status=0
+for mutant in "${MUTANTS[@]}"; do
+    echo "--- mutant $mutant: building"
+    bins=$(RTMGR_MUTANT="$mutant" cargo test -p rtmgr-loom-tests --features loom --release --tests --no-run 2>&1 \
+        | tee "$LOGS/build-$mutant.log" | sed -n 's/^ *Executable tests\/.*(\(.*\))$/\1/p')
+    [ -n "$bins" ] || { cat "$LOGS/build-$mutant.log"; echo "no model binaries built"; exit 1; }
+    for bin in $bins; do
+        for model in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p'); do
+            key="$(basename "${bin%-*}")::$model"
+            [ "$mutant" = "${MUTANTS[0]}" ] && models+=("$key")
+            log="$LOGS/$mutant-${key//::/-}.log"
+            start=$SECONDS
+            set +e
+            timeout "${LOOM_MUTANT_TIMEOUT:-900}" "$bin" --exact "$model" --test-threads 1 >"$log" 2>&1
+            rc=$?
+            set -e
+            if [ $rc -eq 0 ]; then
+                verdict="survived"
+            elif grep -Eq "$SIGNATURES" "$log"; then
+                verdict="CAUGHT ($(grep -Eo "$SIGNATURES" "$log" | head -1))"
+                caught_by_mutant[$mutant]=1
+                caught_by_model[$key]=1
+            else
+                verdict="failed without a memory-safety signature (rc $rc): see $log"
+                status=1
+            fi
+            printf '    %-17s %-55s %4ss  %s\n' "$mutant" "$key" $((SECONDS - start)) "$verdict"
+        done
+    done
+done
+
+echo "--- summary"
+for mutant in "${MUTANTS[@]}"; do
+    if [ -n "${caught_by_mutant[$mutant]:-}" ]; then echo "    mutant $mutant: caught"; else echo "    mutant $mutant: NOT CAUGHT by any model"; status=1; fi
+done
+for key in "${models[@]}"; do
+    if [ -z "${caught_by_model[$key]:-}" ]; then echo "    model $key catches no mutant"; status=1; fi
+done
+[ $status -eq 0 ] && echo "    every mutant caught, every model catches one"
+exit $status
