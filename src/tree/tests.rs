@@ -229,3 +229,25 @@ fn prune_matches_the_model() {
     assert!(no_empty_nodes(tree.root(&g), true));
     assert_eq!(tree.prune(&g, dead), Ok(false), "nothing left to prune");
 }
+
+#[test]
+#[ignore = "diagnostic: node statistics of the real IPv4 table"]
+fn real_table_node_statistics() {
+    use std::io::BufRead;
+    let f = std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/data/ipv4-prefixes.txt.gz")).unwrap();
+    let tree = Tree::new();
+    for line in std::io::BufReader::new(flate2::read::GzDecoder::new(f)).lines() {
+        let line = line.unwrap();
+        let (k, l) = key4(line.split(' ').next().unwrap());
+        insert(&tree, k, l);
+    }
+    fn walk(node: &Node<(u128, u8)>, depth: usize, stats: &mut [usize; 10]) {
+        stats[depth] += 1;
+        for c in node.children.iter() {
+            walk(c, depth + 1, stats);
+        }
+    }
+    let mut stats = [0usize; 10];
+    walk(tree.root(&crate::reclaim::pin()), 0, &mut stats);
+    eprintln!("nodes per level: {stats:?}, total {}", stats.iter().sum::<usize>());
+}
