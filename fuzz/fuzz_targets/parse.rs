@@ -54,8 +54,11 @@ fn text<F: Family>(s: &str) {
         accepted(p, raw);
     }
     // Whatever `ipnet` accepts as a network of this family with no host bits set, we accept
-    // as the same prefix (we also accept a bare address, which `ipnet` does not).
-    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+    // as the same prefix (we also accept a bare address, which `ipnet` does not). Addresses are
+    // std's syntax, which is stricter than `ipnet`'s (no leading zeros in an IPv4 octet: "02"
+    // could be read as octal), so the comparison holds where std parses the address part.
+    let std_addr = s.split_once('/').map_or(s, |(a, _)| a).parse::<IpAddr>().is_ok();
+    if let (true, Ok(net)) = (std_addr, s.parse::<ipnet::IpNet>()) {
         let family_ok = matches!((net, F::BITS), (ipnet::IpNet::V4(_), 32) | (ipnet::IpNet::V6(_), 128));
         if family_ok && net.trunc() == net {
             let p = ours.as_ref().unwrap_or_else(|e| panic!("{s:?}: ipnet accepts {net}, we say {e}"));
