@@ -41,7 +41,9 @@ for mutant in "${MUTANTS[@]}"; do
             log="$LOGS/$mutant-${key//::/-}.log"
             start=$SECONDS
             set +e
-            timeout "${LOOM_MUTANT_TIMEOUT:-900}" "$bin" --exact "$model" --test-threads 1 >"$log" 2>&1
+            # The subshell keeps bash's "Aborted" job notice (a failing model may abort after
+            # loom's report, while unwinding) out of the output; the log has everything.
+            (timeout "${LOOM_MUTANT_TIMEOUT:-900}" "$bin" --exact "$model" --test-threads 1 >"$log" 2>&1) 2>/dev/null
             rc=$?
             set -e
             if [ $rc -eq 0 ]; then
