@@ -15,10 +15,19 @@ use rtmgr::{Family, Ipv4, Ipv6, Prefix, Table, TableConfig, ViewSet};
 enum Input<'a> {
     /// Text for `Prefix::from_str` (both families) and for `ipnet`.
     Text(&'a str),
-    V4 { addr: u32, len: u8 },
-    V6 { addr: u128, len: u8 },
+    V4 {
+        addr: u32,
+        len: u8,
+    },
+    V6 {
+        addr: u128,
+        len: u8,
+    },
     View(u8),
-    Config { max_next_hops: usize, max_batch: usize },
+    Config {
+        max_next_hops: usize,
+        max_batch: usize,
+    },
 }
 
 /// The mask of the first `len` bits of a `bits`-wide address (`len <= bits`).

@@ -14,8 +14,8 @@ use std::net::Ipv4Addr;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rtmgr::{
-    AddMode, EntityConfig, EntityId, Error, Ipv4, NextHop, NextHopData, Preference, Prefix, Registration, Route,
-    RouteData, RouteFlags, Selector, Table, TableConfig, ViewSet,
+    AddMode, EntityConfig, EntityId, Error, Ipv4, NextHop, NextHopData, Preference, Prefix, Registration,
+    Route, RouteData, RouteFlags, Selector, Table, TableConfig, ViewSet,
 };
 
 const SLOTS: usize = 4;
@@ -122,7 +122,9 @@ fn covers(p: usize, addr: u32) -> bool {
 impl Model {
     /// The live routes on prefix `p`, in best order.
     fn set(&self, p: usize) -> Vec<usize> {
-        let mut v: Vec<usize> = (0..self.routes.len()).filter(|&r| !self.routes[r].deleted && self.routes[r].prefix == p).collect();
+        let mut v: Vec<usize> = (0..self.routes.len())
+            .filter(|&r| !self.routes[r].deleted && self.routes[r].prefix == p)
+            .collect();
         v.sort_by_key(|&r| {
             let x = &self.routes[r];
             (x.preference, self.entities[x.owner].id, x.serial)
@@ -199,7 +201,13 @@ impl Harness {
 
     /// Route data for entity `e` from fuzz input, and the model's view of it: the next hops
     /// chosen among all next hops ever made (so other owners' and deleted ones occur too).
-    fn data(&self, e: usize, hops: &[u8], neighbour: Option<u8>, d: Data) -> Option<(RouteData<Ipv4>, MRoute)> {
+    fn data(
+        &self,
+        e: usize,
+        hops: &[u8],
+        neighbour: Option<u8>,
+        d: Data,
+    ) -> Option<(RouteData<Ipv4>, MRoute)> {
         if self.hops.is_empty() {
             return None;
         }
@@ -211,7 +219,8 @@ impl Harness {
             .preference(Preference::new(d.preference as u32, d.metric as u32))
             .views(d.views())
             .flags(if d.inactive { RouteFlags::INACTIVE } else { RouteFlags::NONE });
-        let pref = if d.preference == 0 { self.model.entities[e].default_preference } else { d.preference as u32 };
+        let pref =
+            if d.preference == 0 { self.model.entities[e].default_preference } else { d.preference as u32 };
         let m = MRoute {
             owner: e,
             prefix: 0,
@@ -249,7 +258,8 @@ impl Harness {
         assert_eq!(self.table.destination_count(), self.model.dest_count(), "destination count");
         let mut ids: Vec<EntityId> = self.table.entities().iter().map(|e| e.id()).collect();
         ids.sort();
-        let mut expect: Vec<EntityId> = self.model.entities.iter().filter(|e| e.registered).map(|e| e.id).collect();
+        let mut expect: Vec<EntityId> =
+            self.model.entities.iter().filter(|e| e.registered).map(|e| e.id).collect();
         expect.sort();
         assert_eq!(ids, expect, "registered entities");
     }
@@ -265,7 +275,11 @@ impl Harness {
                 let got = self.table.register(EntityConfig::new(id).default_preference(preference as u32));
                 let reg = got.expect("the slot's identity is free");
                 self.regs[s] = Some(reg);
-                self.model.entities.push(MEntity { id, default_preference: preference as u32, registered: true });
+                self.model.entities.push(MEntity {
+                    id,
+                    default_preference: preference as u32,
+                    registered: true,
+                });
                 self.model.slots[s] = Some(self.model.entities.len() - 1);
                 // Registering a taken identity is refused.
                 let again = self.table.register(EntityConfig::new(id));
@@ -289,11 +303,13 @@ impl Harness {
                 let Some(reg) = &self.regs[s] else { return };
                 let e = self.model.slots[s].unwrap();
                 let (host, interface) = (host % 4, (interface % 2) as u32);
-                let (nh, created) =
-                    reg.add_next_hop(Ipv4Addr::new(192, 0, 2, host), interface, NextHopData::default()).unwrap();
-                let existing = self.model.hops.iter().position(|h| {
-                    h.owner == e && !h.deleted && h.host == host && h.interface == interface
-                });
+                let (nh, created) = reg
+                    .add_next_hop(Ipv4Addr::new(192, 0, 2, host), interface, NextHopData::default())
+                    .unwrap();
+                let existing =
+                    self.model.hops.iter().position(|h| {
+                        h.owner == e && !h.deleted && h.host == host && h.interface == interface
+                    });
                 assert_eq!(created, existing.is_none(), "add_next_hop created");
                 match existing {
                     Some(i) => assert!(self.hops[i] == nh, "add_next_hop returned another next hop"),
@@ -341,10 +357,9 @@ impl Harness {
                 let existing = match mode {
                     AddMode::New => None,
                     AddMode::First => set.iter().copied().find(|&r| self.model.routes[r].owner == e),
-                    AddMode::Neighbour => set
-                        .iter()
-                        .copied()
-                        .find(|&r| self.model.routes[r].owner == e && self.model.routes[r].neighbour == m.neighbour),
+                    AddMode::Neighbour => set.iter().copied().find(|&r| {
+                        self.model.routes[r].owner == e && self.model.routes[r].neighbour == m.neighbour
+                    }),
                 };
                 self.model.versions += 1;
                 m.prefix = p;
@@ -363,9 +378,14 @@ impl Harness {
                 };
                 let after = self.model.snapshot(p);
                 assert_eq!(outcome.created, existing.is_none(), "add_route created");
-                assert_eq!(outcome.best_changed, self.model.best_differs(&before, &after), "add_route best_changed");
+                assert_eq!(
+                    outcome.best_changed,
+                    self.model.best_differs(&before, &after),
+                    "add_route best_changed"
+                );
                 if let Some(old) = existing {
-                    let (_, held) = self.handles.iter().find(|(i, _)| *i == old).cloned().unwrap_or((old, route.clone()));
+                    let (_, held) =
+                        self.handles.iter().find(|(i, _)| *i == old).cloned().unwrap_or((old, route.clone()));
                     assert!(held == route, "add_route updated another route");
                 }
                 self.handles.push((r, route));
@@ -391,7 +411,11 @@ impl Harness {
                 } else {
                     let mut m = old.clone();
                     m.preference = Preference::new(
-                        if data.preference == 0 { self.model.entities[e].default_preference } else { data.preference as u32 },
+                        if data.preference == 0 {
+                            self.model.entities[e].default_preference
+                        } else {
+                            data.preference as u32
+                        },
                         data.metric as u32,
                     );
                     m.views = data.views().bits();
@@ -406,7 +430,11 @@ impl Harness {
                             let after = self.model.snapshot(old.prefix);
                             let outcome = got.as_ref().expect("a valid update");
                             assert!(!outcome.created);
-                            assert_eq!(outcome.best_changed, self.model.best_differs(&before, &after), "update best_changed");
+                            assert_eq!(
+                                outcome.best_changed,
+                                self.model.best_differs(&before, &after),
+                                "update best_changed"
+                            );
                             Ok(())
                         }
                     }
@@ -490,7 +518,9 @@ impl Harness {
                     .map(|hops| hops.iter().map(|h| self.hop_index(h)).collect());
                 let expect = (0..PREFIXES.len())
                     .filter(|&p| covers(p, a))
-                    .filter_map(|p| self.model.best_in(&self.model.set(p), view, Selector::Best).map(|r| (p, r)))
+                    .filter_map(|p| {
+                        self.model.best_in(&self.model.set(p), view, Selector::Best).map(|r| (p, r))
+                    })
                     .max_by_key(|&(p, _)| PREFIXES[p].1)
                     .map(|(_, r)| self.model.routes[r].hops.clone());
                 assert_eq!(got, expect, "lookup");
