@@ -43,7 +43,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use crate::sync::{AtomicUsize, Ordering, epoch, fence};
+use crate::sync::{AtomicUsize, Ordering, epoch};
 
 /// A heap object with its reference count.
 pub(crate) struct Counted<T> {
@@ -254,11 +254,9 @@ impl<T: Send + Sync + 'static> Drop for Ref<T> {
         // We took the count to 0 (invariant 3). Acquire pairs with every other holder's Release
         // decrement so their accesses happen-before the destructor.
         #[cfg(all(not(rtmgr_tsan), not(rtmgr_mutant = "relaxed_release")))]
-        fence(Ordering::Acquire);
+        crate::sync::fence(Ordering::Acquire);
         #[cfg(all(rtmgr_tsan, not(rtmgr_mutant = "relaxed_release")))]
         let _ = self.counted().refs().load(Ordering::Acquire);
-        #[cfg(rtmgr_mutant = "relaxed_release")]
-        let _ = fence;
 
         let ptr = SendPtr(self.ptr.as_ptr());
         #[cfg(rtmgr_mutant = "free_immediately")]
