@@ -150,17 +150,20 @@ fn has_routes_in<F: Family>(set: &RouteSet<F>, views: ViewSet) -> bool {
 }
 
 impl<F: Family> Table<F> {
+    /// The match for `dest` if it has a route in `views`, judged and reported from one read of
+    /// its route set (two reads could see different sets and report "has routes" with none).
     fn dest_match(
         &self,
         dest: &Ref<DestObj<F>>,
         views: ViewSet,
         selector: Selector,
         guard: &Guard,
-    ) -> DestMatch<F> {
-        DestMatch {
+    ) -> Option<DestMatch<F>> {
+        let set = dest.routes(guard);
+        has_routes_in(set, views).then(|| DestMatch {
             destination: Destination::from_ref(dest.clone()),
-            route: dest.routes(guard).best(views, selector).map(RouteInfo::of),
-        }
+            route: set.best(views, selector).map(RouteInfo::of),
+        })
     }
 
     /// The destination at exactly `prefix` (RtmGetExactMatchDestination); `NotFound` if there
@@ -184,12 +187,11 @@ impl<F: Family> Table<F> {
         selector: Selector,
     ) -> Result<DestMatch<F>, Error> {
         let guard = crate::reclaim::pin();
-        match self.inner.tree.get(prefix.key(), prefix.len(), &guard) {
-            Some(dest) if has_routes_in(dest.routes(&guard), views) => {
-                Ok(self.dest_match(dest, views, selector, &guard))
-            }
-            _ => Err(Error::NotFound),
-        }
+        self.inner
+            .tree
+            .get(prefix.key(), prefix.len(), &guard)
+            .and_then(|dest| self.dest_match(dest, views, selector, &guard))
+            .ok_or(Error::NotFound)
     }
 
     /// The longest prefix covering `addr` that has a route in `views`
@@ -234,11 +236,22 @@ impl<F: Family> Table<F> {
         selector: Selector,
     ) -> Result<DestMatch<F>, Error> {
         let guard = crate::reclaim::pin();
-        self.inner
-            .tree
-            .longest_match(prefix.key(), prefix.len(), &guard, |d| has_routes_in(d.routes(&guard), views))
-            .map(|dest| self.dest_match(dest, views, selector, &guard))
-            .ok_or(Error::NotFound)
+        // The route is taken from the same read of the set that accepted the destination.
+        let mut route = None;
+        let dest = self.inner.tree.longest_match(prefix.key(), prefix.len(), &guard, |d| {
+            let set = d.routes(&guard);
+            let accepted = has_routes_in(set, views);
+            if accepted {
+                route = Some(set.best(views, selector).map(RouteInfo::of));
+            }
+            accepted
+        });
+        match (dest, route) {
+            (Some(dest), Some(route)) => {
+                Ok(DestMatch { destination: Destination::from_ref(dest.clone()), route })
+            }
+            _ => Err(Error::NotFound),
+        }
     }
 
     /// The next shorter prefix covering `dest` that has a route in `views`
@@ -296,8 +309,7 @@ impl<F: Family> Table<F> {
         let guard = crate::reclaim::pin();
         let root = self.inner.tree.root(&guard);
         Tree::within(root, prefix.key(), prefix.len())
-            .filter(|d| has_routes_in(d.routes(&guard), views))
-            .map(|d| self.dest_match(d, views, selector, &guard))
+            .filter_map(|d| self.dest_match(d, views, selector, &guard))
             .collect()
     }
 
@@ -325,8 +337,7 @@ impl<F: Family> Table<F> {
         let root = self.inner.tree.root(&guard);
         Tree::covering_in(root, prefix.key(), prefix.len())
             .into_iter()
-            .filter(|d| has_routes_in(d.routes(&guard), views))
-            .map(|d| self.dest_match(d, views, selector, &guard))
+            .filter_map(|d| self.dest_match(d, views, selector, &guard))
             .collect()
     }
 
