@@ -57,6 +57,7 @@ mod counted;
 pub mod enumerate;
 mod error;
 mod family;
+mod fib;
 mod handles;
 #[cfg(loom)]
 #[doc(hidden)]

@@ -20,13 +20,13 @@ compile_error!("a loom build of rtmgr needs the `loom` feature (cargo test --fea
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
 };
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
 };
 

@@ -209,7 +209,7 @@ proptest! {
         own_only in proptest::bool::ANY,
         batch in 1usize..5,
     ) {
-        let table = Table::<Ipv4>::with_config(TableConfig { max_next_hops: 4, max_batch: 4 }).unwrap();
+        let table = Table::<Ipv4>::with_config(TableConfig { max_next_hops: 4, max_batch: 4, ..TableConfig::default() }).unwrap();
         let ids = [EntityId::new(8, 0), EntityId::new(13, 0), EntityId::new(13, 1)];
         let regs: Vec<_> = ids.iter().map(|id| table.register(EntityConfig::new(*id)).unwrap()).collect();
         let hops: Vec<_> = regs.iter().map(|r| next_hop(r, "192.0.2.1")).collect();
@@ -284,7 +284,9 @@ proptest! {
 }
 
 fn small_table() -> (Table<Ipv4>, Registration<Ipv4>, Registration<Ipv4>) {
-    let table = Table::<Ipv4>::with_config(TableConfig { max_next_hops: 4, max_batch: 3 }).unwrap();
+    let table =
+        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 4, max_batch: 3, ..TableConfig::default() })
+            .unwrap();
     let rip = table.register(EntityConfig::new(EntityId::new(8, 0)).default_preference(120)).unwrap();
     let ospf = table.register(EntityConfig::new(EntityId::new(13, 0)).default_preference(110)).unwrap();
     let (a, _) = rip.add_next_hop("192.0.2.1".parse().unwrap(), 1, NextHopData::default()).unwrap();

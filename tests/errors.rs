@@ -152,7 +152,9 @@ fn route_without_next_hops_is_invalid_parameter() {
 
 #[test]
 fn route_with_too_many_next_hops_is_invalid_parameter() {
-    let table = Table::<Ipv4>::with_config(TableConfig { max_next_hops: 2, max_batch: 8 }).unwrap();
+    let table =
+        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 2, max_batch: 8, ..TableConfig::default() })
+            .unwrap();
     let reg = table.register(EntityConfig::new(EntityId::new(2, 0))).unwrap();
     assert_eq!(reg.profile().max_next_hops, 2);
     let hops: Vec<_> = (1..=3)
@@ -392,19 +394,21 @@ fn view_id_past_31_is_not_supported() {
 #[test]
 fn table_config_with_a_zero_limit_is_invalid_parameter() {
     assert_invalid(
-        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 0, max_batch: 16 }),
+        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 0, max_batch: 16, ..TableConfig::default() }),
         &["max_next_hops"],
     );
     assert_invalid(
-        Table::<Ipv6>::with_config(TableConfig { max_next_hops: 4, max_batch: 0 }),
+        Table::<Ipv6>::with_config(TableConfig { max_next_hops: 4, max_batch: 0, ..TableConfig::default() }),
         &["max_batch"],
     );
     assert_invalid(
-        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 0, max_batch: 0 }),
+        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 0, max_batch: 0, ..TableConfig::default() }),
         &["at least 1"],
     );
-    let ok = Table::<Ipv4>::with_config(TableConfig { max_next_hops: 1, max_batch: 1 }).unwrap();
-    assert_eq!(ok.config(), TableConfig { max_next_hops: 1, max_batch: 1 });
+    let ok =
+        Table::<Ipv4>::with_config(TableConfig { max_next_hops: 1, max_batch: 1, ..TableConfig::default() })
+            .unwrap();
+    assert_eq!(ok.config(), TableConfig { max_next_hops: 1, max_batch: 1, ..TableConfig::default() });
 }
 
 #[test]

@@ -776,8 +776,13 @@ struct Harness<F: TestFamily> {
 
 impl<F: TestFamily> Harness<F> {
     fn new() -> Self {
-        let table =
-            Table::<F>::with_config(TableConfig { max_next_hops: MAX_NEXT_HOPS, max_batch: 16 }).unwrap();
+        let table = Table::<F>::with_config(TableConfig {
+            max_next_hops: MAX_NEXT_HOPS,
+            max_batch: 16,
+            // Two compiled forwarding tables, so `lookup` is checked on both paths.
+            forwarding: ViewSet::UNICAST | ViewSet::MULTICAST,
+        })
+        .unwrap();
         let mut h = Harness {
             space: prefix_space::<F>(),
             model: Model::default(),

@@ -12,19 +12,23 @@ pub use registration::{AddMode, ChangeOutcome, EntityConfig, Profile, Registrati
 
 use crate::cell::EpochCell;
 use crate::counted::Ref;
+use crate::fib::Fib;
 use crate::handles::Entity;
 use crate::sync::{Arc, AtomicUsize, Ordering, epoch};
 use crate::tree::Tree;
-use crate::{Error, Family};
+use crate::{Error, Family, ViewSet};
 use objects::DestObj;
 
-/// Per-table limits (the profile entities receive at registration).
+/// Per-table limits (the profile entities receive at registration) and the views that get a
+/// compiled forwarding table.
 ///
 /// ```
-/// use rtmgr::{Ipv4, Table, TableConfig};
-/// let table = Table::<Ipv4>::with_config(TableConfig { max_next_hops: 4, max_batch: 64 })?;
+/// use rtmgr::{Ipv4, Table, TableConfig, ViewSet};
+/// let config = TableConfig { max_next_hops: 4, max_batch: 64, ..TableConfig::default() };
+/// let table = Table::<Ipv4>::with_config(config)?;
 /// assert_eq!(table.config().max_next_hops, 4);
-/// assert!(Table::<Ipv4>::with_config(TableConfig { max_next_hops: 0, max_batch: 64 }).is_err());
+/// assert_eq!(table.config().forwarding, ViewSet::UNICAST);
+/// assert!(Table::<Ipv4>::with_config(TableConfig { max_next_hops: 0, ..config }).is_err());
 /// # Ok::<(), rtmgr::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,11 +37,18 @@ pub struct TableConfig {
     pub max_next_hops: usize,
     /// Largest batch one enumeration or change read returns (at least 1).
     pub max_batch: usize,
+    /// The views that keep a compiled forwarding table (spec §5), which [`Table::lookup`] and
+    /// [`Table::lookup_data`] answer from in a few cache lines instead of walking the routing
+    /// tree. Each costs memory (1 MiB of root array plus about 30 bytes per prefix) and a
+    /// rebuild of one small chunk per best-route change. Default: unicast only (none in the
+    /// loom build, whose models of the tree stay small; the forwarding table has its own).
+    pub forwarding: ViewSet,
 }
 
 impl Default for TableConfig {
     fn default() -> Self {
-        TableConfig { max_next_hops: 16, max_batch: 256 }
+        let forwarding = if cfg!(loom) { ViewSet::NONE } else { ViewSet::UNICAST };
+        TableConfig { max_next_hops: 16, max_batch: 256, forwarding }
     }
 }
 
@@ -53,6 +64,8 @@ pub(crate) struct TableInner<F: Family> {
     pub(crate) dest_count: AtomicUsize,
     /// Routes in the table (exact when no write is in flight).
     pub(crate) route_count: AtomicUsize,
+    /// One compiled forwarding table per view in `config.forwarding`.
+    pub(crate) forwarding: Vec<Fib<F>>,
 }
 
 /// A routing table of one address family: destinations in a concurrent radix tree, the
@@ -125,6 +138,7 @@ impl<F: Family> Table<F> {
                 entities: EpochCell::new(Ref::new(Vec::new())),
                 dest_count: AtomicUsize::new(0),
                 route_count: AtomicUsize::new(0),
+                forwarding: config.forwarding.iter().map(|v| Fib::new(ViewSet::from_bits(1 << v))).collect(),
             }),
         }
     }

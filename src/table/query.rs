@@ -390,22 +390,43 @@ impl<F: Family> Table<F> {
     ///
     /// Takes no lock, writes no reference count and allocates nothing; the slice is valid while
     /// `guard` is held. Hold guards briefly (a packet or a batch): a pinned guard delays the
-    /// reclamation of memory retired by writers.
+    /// reclamation of memory retired by writers. Answered from the view's compiled forwarding
+    /// table when [`TableConfig::forwarding`](crate::TableConfig::forwarding) has one (unicast by
+    /// default), otherwise by walking the routing tree; both give the same answers.
     ///
     /// See [`Table`]'s example.
     #[inline]
     pub fn lookup<'g>(&self, addr: F::Addr, view: ViewSet, guard: &'g Guard) -> Option<&'g [NextHop<F>]> {
-        let mut hops: Option<&'g [NextHop<F>]> = None;
-        self.inner.tree.longest_match(F::key(addr), F::BITS, guard, |dest: &'g DestObj<F>| {
-            match dest.routes(guard).best(view, Selector::Best) {
-                Some(best) => {
-                    hops = Some(&best.data.next_hops);
-                    true
-                }
-                None => false,
-            }
-        });
-        hops
+        self.lookup_data(addr, view, guard).map(|data| &data.next_hops[..])
+    }
+
+    /// [`Table::lookup`] returning the best route's whole data without reading it (the pointer
+    /// is the answer: forwarding code that keeps its own next-hop index in
+    /// [`RouteData::private`](crate::RouteData::private) reads one field of it).
+    ///
+    /// ```
+    /// # use rtmgr::{EntityConfig, EntityId, Ipv4, NextHopData, RouteData, Table, ViewSet};
+    /// # let table = Table::<Ipv4>::new();
+    /// # let reg = table.register(EntityConfig::new(EntityId::new(2, 0)))?;
+    /// # let (nh, _) = reg.add_next_hop("192.0.2.1".parse().unwrap(), 4, NextHopData::default())?;
+    /// reg.add_route("10.0.0.0/8".parse()?, RouteData::new(vec![nh.clone()]).private(1))?;
+    /// reg.add_route("10.1.0.0/16".parse()?, RouteData::new(vec![nh]).private(2))?;
+    /// let guard = table.pin();
+    /// let answer = |a: &str| table.lookup_data(a.parse().unwrap(), ViewSet::UNICAST, &guard).map(|d| d.private);
+    /// assert_eq!((answer("10.1.2.3"), answer("10.2.3.4"), answer("11.0.0.1")), (Some(2), Some(1), None));
+    /// # Ok::<(), rtmgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn lookup_data<'g>(
+        &self,
+        addr: F::Addr,
+        view: ViewSet,
+        guard: &'g Guard,
+    ) -> Option<&'g crate::RouteData<F>> {
+        if let Some(fib) = self.inner.forwarding.iter().find(|fib| fib.view() == view) {
+            return fib.lookup(F::key(addr), guard);
+        }
+        self.lookup_route(addr, view, guard).map(|(_, data)| data)
     }
 
     /// Like [`Table::lookup`], but returns the matched prefix and the whole best route's data.

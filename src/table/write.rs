@@ -15,7 +15,7 @@ use crate::counted::Ref;
 use crate::sync::{Ordering, epoch};
 use crate::table::TableInner;
 use crate::table::objects::{DestObj, RouteEntry, RouteSet};
-use crate::{Error, Family};
+use crate::{Error, Family, Prefix, Selector};
 
 /// What a successful change of a route set did.
 pub(crate) struct SetChange {
@@ -67,6 +67,9 @@ impl<F: Family> TableInner<F> {
             let best_changed = current.best_differs(&new);
             let removed = new.removed;
             if dest.routes.compare_swap(current_raw, Ref::new(new), &guard).is_ok() {
+                if best_changed {
+                    self.refresh_forwarding(dest.prefix);
+                }
                 if removed {
                     self.dest_count.fetch_sub(1, Ordering::Relaxed);
                     if unlink == Unlink::Now {
@@ -76,6 +79,18 @@ impl<F: Family> TableInner<F> {
                 return Ok(Some(SetChange { best_changed, removed }));
             }
             // Another writer changed the set first: recompute on its version.
+        }
+    }
+
+    /// Brings every compiled forwarding table up to date with `prefix`'s current best routes,
+    /// after a change that may have changed them (see `fib/mod.rs`: reading the tree under the
+    /// forwarding lock is what makes concurrent refreshes converge).
+    pub(crate) fn refresh_forwarding(&self, prefix: Prefix<F>) {
+        for fib in &self.forwarding {
+            fib.refresh(prefix.key(), prefix.len(), |guard| {
+                let dest = self.tree.get(prefix.key(), prefix.len(), guard)?;
+                dest.routes(guard).best(fib.view(), Selector::Best).map(|e| e.data.clone())
+            });
         }
     }
 
@@ -120,6 +135,7 @@ impl<F: Family> TableInner<F> {
         match self.tree.compare_replace(prefix.key(), prefix.len(), expected, Some(new.clone()), guard) {
             Ok(()) => {
                 self.dest_count.fetch_add(1, Ordering::Relaxed);
+                self.refresh_forwarding(prefix);
                 Ok(())
             }
             Err(_) => Err(new),

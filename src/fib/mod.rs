@@ -1,0 +1,299 @@
+//! The compiled forwarding table of one view (spec §5): longest-prefix match in a few cache
+//! lines, kept in step with the routing tree by the writers.
+//!
+//! The routing tree (`tree/`) is built for updates, snapshots and queries; a lookup through it
+//! reads a node chain, then the destination, its route set and the best route. A [`Fib`] stores
+//! only what forwarding needs — for every address, the data of the best route in its view — in a
+//! Poptrie-like layout:
+//! - a direct **root** array of `2^ROOT_BITS` slots (65,536: one per /16 for IPv4, 1 MiB), each
+//!   holding the best route of the longest prefix of length `0..=ROOT_BITS` over it and a link to
+//!   a chunk;
+//! - **chunks** (`chunk.rs`) of 8 bits each below, compressed with bitmaps and ranks.
+//!
+//! A lookup reads one root slot and two cache lines per chunk, remembering the last non-empty
+//! leaf as it goes down: a chunk stores only the prefixes that end inside it, so no route is
+//! copied into the levels below it and a change touches one chunk.
+//!
+//! # Writers
+//!
+//! Every write to the routing tree that may change a destination's best route calls
+//! [`Fib::refresh`] afterwards (see `table/write.rs`). A refresh takes the table's forwarding
+//! lock, reads the destination's *current* best route from the tree, and rebuilds the one chunk
+//! (or the root slots) its prefix ends in. Reading the current state under the lock, rather than
+//! applying the writer's own result, makes the refreshes commute: whichever runs last has read
+//! the tree after every change that preceded it, so the table converges to the tree no matter
+//! how refreshes of concurrent writers interleave. Lookups never take the lock and never wait;
+//! writers wait only for each other's refreshes (a few microseconds), never for readers.
+//!
+//! Between a change to the tree and its refresh, a lookup may still return the previous best
+//! route (still valid memory: see the invariants). Once the writing call returns, lookups see
+//! the change.
+//!
+//! # Invariants
+//!
+//! 1. Root leaves point into the `Arc<RouteData>`s of the writer's `root_sources`; chunk leaves
+//!    into their chunk's sources (chunk.rs invariant 2).
+//! 2. An `Arc` that a published leaf may point to is released only through the epoch collector
+//!    (wrapped in a counted object and retired, or owned by a chunk, which is retired), and only
+//!    after the leaf no longer points to it, so a reader that loaded the pointer under a guard
+//!    may read the route data until the guard is dropped.
+//! 3. Only the holder of `writer` stores to root slots and child slots.
+
+mod chunk;
+
+use std::collections::HashMap;
+
+use chunk::{ChildSlot, Chunk, STRIDE, Source};
+
+use crate::counted::Ref;
+use crate::sync::{Arc, AtomicPtr, Mutex, Ordering, epoch::Guard};
+use crate::{Family, RouteData, ViewSet};
+
+/// Bits of address the root array covers. Smaller in the model-checking and miri builds, where
+/// each atomic is costly; the code is the same.
+#[cfg(not(any(loom, miri)))]
+pub(crate) const ROOT_BITS: u32 = 16;
+#[cfg(all(miri, not(loom)))]
+pub(crate) const ROOT_BITS: u32 = 8;
+#[cfg(loom)]
+pub(crate) const ROOT_BITS: u32 = 4;
+
+/// One root slot: the best route of the longest prefix of length `0..=ROOT_BITS` over it, and
+/// the chunk for the next 8 bits.
+struct RootSlot<F: Family> {
+    leaf: AtomicPtr<RouteData<F>>,
+    child: ChildSlot<F>,
+}
+
+/// What only the writer holding the lock touches.
+struct Writer<F: Family> {
+    /// Best routes of the prefixes of length `0..=ROOT_BITS`, by (key, length).
+    root_sources: HashMap<(u128, u8), Arc<RouteData<F>>>,
+    /// The length of the source painted in each root slot, [`NO_SOURCE`] if none.
+    root_lens: Box<[u8]>,
+}
+
+/// A root slot that no source covers.
+const NO_SOURCE: u8 = u8::MAX;
+
+/// The compiled forwarding table of one view.
+pub(crate) struct Fib<F: Family> {
+    view: ViewSet,
+    root: Box<[RootSlot<F>]>,
+    writer: Mutex<Writer<F>>,
+}
+
+/// The mask of a prefix length on a left-aligned key.
+fn mask(len: u32) -> u128 {
+    if len == 0 { 0 } else { !0u128 << (128 - len) }
+}
+
+/// The 8 bits of `key` below its first `base` bits (`base < 128`).
+#[inline(always)]
+fn position(key: u128, base: u32) -> usize {
+    ((key << base) >> (128 - STRIDE)) as usize
+}
+
+impl<F: Family> Fib<F> {
+    /// An empty forwarding table for `view` (a single view).
+    pub(crate) fn new(view: ViewSet) -> Self {
+        let root = (0..1usize << ROOT_BITS)
+            .map(|_| RootSlot { leaf: AtomicPtr::new(std::ptr::null_mut()), child: ChildSlot::new(None) })
+            .collect();
+        Fib {
+            view,
+            root,
+            writer: Mutex::new(Writer {
+                root_sources: HashMap::new(),
+                root_lens: vec![NO_SOURCE; 1 << ROOT_BITS].into_boxed_slice(),
+            }),
+        }
+    }
+
+    /// The view this table forwards for.
+    pub(crate) fn view(&self) -> ViewSet {
+        self.view
+    }
+
+    /// The best route's data for the longest prefix that covers `key` (left-aligned).
+    #[inline]
+    pub(crate) fn lookup<'g>(&self, key: u128, guard: &'g Guard) -> Option<&'g RouteData<F>> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU supports `popcnt`, just checked.
+            return unsafe { self.lookup_popcnt(key, guard) };
+        }
+        self.lookup_portable(key, guard)
+    }
+
+    /// [`Fib::lookup`] compiled with the hardware population count (the default x86-64 target
+    /// counts bits in software, several times slower on this path).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support `popcnt`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn lookup_popcnt<'g>(&self, key: u128, guard: &'g Guard) -> Option<&'g RouteData<F>> {
+        self.lookup_portable(key, guard)
+    }
+
+    #[inline(always)]
+    fn lookup_portable<'g>(&self, key: u128, guard: &'g Guard) -> Option<&'g RouteData<F>> {
+        let slot = &self.root[(key >> (128 - ROOT_BITS)) as usize];
+        // Acquire pairs with the writer's Release stores: the data was built before.
+        let mut best = slot.leaf.load(Ordering::Acquire) as *const RouteData<F>;
+        let mut next = slot.child.load(guard);
+        let mut base = ROOT_BITS;
+        while let Some(chunk) = next {
+            let pos = position(key, base);
+            let leaf = chunk.leaf(pos);
+            if !leaf.is_null() {
+                best = leaf;
+            }
+            next = chunk.child(pos).and_then(|c| c.load(guard));
+            base += STRIDE;
+        }
+        // SAFETY: `best` was read under `guard` from a root slot or a chunk reachable from the
+        // root after `guard` was pinned; by invariants 1–2 its `Arc` is released only through
+        // the epoch collector, after `guard` is dropped.
+        unsafe { best.as_ref() }
+    }
+
+    /// Brings the entry of the prefix (`key`, `len`) up to date: takes the lock, asks `best` for
+    /// the prefix's current best route in this view (reading the routing tree under the lock is
+    /// what makes concurrent refreshes converge, see the module docs) and stores it.
+    pub(crate) fn refresh(&self, key: u128, len: u8, best: impl FnOnce(&Guard) -> Option<Arc<RouteData<F>>>) {
+        // A panic inside a rebuild leaves the structure valid (every store publishes a complete
+        // chunk), so a poisoned lock is still usable.
+        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = crate::reclaim::pin();
+        let data = best(&guard);
+        let len = len as u32;
+        if len <= ROOT_BITS {
+            self.set_root(&mut writer, key & mask(len), len, data);
+        } else {
+            let slot = &self.root[(key >> (128 - ROOT_BITS)) as usize];
+            self.set_in(&slot.child, ROOT_BITS, key & mask(len), len, data, &guard);
+        }
+    }
+
+    /// Sets a prefix of length `0..=ROOT_BITS` and repaints the root slots it covers where it is
+    /// (or, removed, was) the longest source.
+    fn set_root(&self, writer: &mut Writer<F>, key: u128, len: u32, data: Option<Arc<RouteData<F>>>) {
+        let Writer { root_sources: sources, root_lens } = writer;
+        let old = match &data {
+            Some(d) => sources.insert((key, len as u8), d.clone()),
+            None => sources.remove(&(key, len as u8)),
+        };
+        match (&old, &data) {
+            (None, None) => return,
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => return,
+            _ => {}
+        }
+        // Added or changed: it wins wherever nothing longer is painted. Removed: where it was
+        // painted, the longest shorter source over it takes over — the same for every slot.
+        let (from, to) = match &data {
+            Some(d) => (len as u8, Some((len as u8, d))),
+            None => {
+                let outer =
+                    (0..len).rev().find_map(|l| sources.get(&(key & mask(l), l as u8)).map(|d| (l as u8, d)));
+                (len as u8, outer)
+            }
+        };
+        let ptr = to.map_or(std::ptr::null_mut(), |(_, d)| Arc::as_ptr(d) as *mut RouteData<F>);
+        let painted = to.map_or(NO_SOURCE, |(l, _)| l);
+        let first = (key >> (128 - ROOT_BITS)) as usize;
+        for index in first..first + (1usize << (ROOT_BITS - len)) {
+            let current = root_lens[index];
+            let replace =
+                if data.is_some() { current == NO_SOURCE || current <= from } else { current == from };
+            if replace {
+                root_lens[index] = painted;
+                // Release publishes the route data to readers (Acquire in `lookup`).
+                self.root[index].leaf.store(ptr, Ordering::Release);
+            }
+        }
+        if let Some(old) = old {
+            // Readers may still hold the old pointer: release it through the epoch (invariant 2).
+            drop(Ref::new(old));
+        }
+    }
+
+    /// Sets a prefix longer than `base` bits in the chunk of `slot` (covering bits
+    /// `base..base + 8` of `key`) or below it, and rebuilds what changes.
+    fn set_in(
+        &self,
+        slot: &ChildSlot<F>,
+        base: u32,
+        key: u128,
+        len: u32,
+        data: Option<Arc<RouteData<F>>>,
+        guard: &Guard,
+    ) {
+        let current = slot.get_ref(guard);
+        let pos = position(key, base);
+        if len <= base + STRIDE {
+            let mut sources = current.as_ref().map_or_else(Vec::new, |c| c.sources.clone());
+            let rel = (len - base) as u8;
+            let found = sources.binary_search_by_key(&(pos as u8, rel), |s| (s.pos, s.len));
+            match (found, data) {
+                (Ok(i), Some(d)) if Arc::ptr_eq(&sources[i].data, &d) => return,
+                (Ok(i), Some(d)) => sources[i].data = d,
+                (Ok(i), None) => drop(sources.remove(i)),
+                (Err(i), Some(d)) => sources.insert(i, Source { pos: pos as u8, len: rel, data: d }),
+                (Err(_), None) => return,
+            }
+            let children = current.as_ref().map_or_else(Vec::new, |c| c.children(guard));
+            Self::publish(slot, Chunk::build(sources, children));
+            return;
+        }
+        let child_slot = current.as_ref().and_then(|c| c.child(pos));
+        match child_slot {
+            Some(child) => {
+                self.set_in(child, base + STRIDE, key, len, data, guard);
+                if child.get_ref(guard).is_none() {
+                    // The child emptied: rebuild this chunk without it.
+                    let current = current.as_ref().expect("a child slot lives in a chunk");
+                    Self::publish(slot, Chunk::build(current.sources.clone(), current.children(guard)));
+                }
+            }
+            None => {
+                if data.is_none() {
+                    return; // nothing to remove below
+                }
+                let fresh = ChildSlot::new(None);
+                self.set_in(&fresh, base + STRIDE, key, len, data, guard);
+                let Some(child) = fresh.get_ref(guard) else { return };
+                let (sources, mut children) = match &current {
+                    Some(c) => (c.sources.clone(), c.children(guard)),
+                    None => (Vec::new(), Vec::new()),
+                };
+                let at = children.partition_point(|(p, _)| (*p as usize) < pos);
+                children.insert(at, (pos as u8, child));
+                Self::publish(slot, Chunk::build(sources, children));
+            }
+        }
+    }
+
+    /// Stores a rebuilt chunk, or empties the slot if the chunk has nothing left.
+    fn publish(slot: &ChildSlot<F>, chunk: Chunk<F>) {
+        slot.store((!chunk.is_empty()).then(|| Ref::new(chunk)));
+    }
+}
+
+impl<F: Family> Drop for Fib<F> {
+    fn drop(&mut self) {
+        // Readers may still hold leaf pointers under their guards (a lookup's answer borrows the
+        // guard, not the table): release the root sources through the epoch (invariant 2). The
+        // child slots release their chunks the same way when the root array drops.
+        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sources = std::mem::take(&mut writer.root_sources);
+        if !sources.is_empty() {
+            drop(Ref::new(sources));
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

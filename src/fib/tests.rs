@@ -1,0 +1,144 @@
+//! The forwarding table against a reference longest-prefix match over a plain map, through
+//! random sets and removals on both families' key widths, and its memory release.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::{Ipv4, Ipv6};
+
+/// The reference: best route by (key, len), longest match by trying every length.
+struct Model<F: Family> {
+    routes: HashMap<(u128, u8), Arc<RouteData<F>>>,
+    bits: u8,
+}
+
+impl<F: Family> Model<F> {
+    fn lookup(&self, key: u128) -> Option<u64> {
+        (0..=self.bits).rev().find_map(|l| self.routes.get(&(key & mask(l as u32), l))).map(|d| d.private)
+    }
+}
+
+/// A key near the prefixes the test uses, so lookups hit them and their edges.
+fn probe(rng: &mut StdRng, prefixes: &[(u128, u8)], bits: u8) -> u128 {
+    let (key, len) = prefixes[rng.random_range(0..prefixes.len())];
+    let noise: u128 = rng.random::<u128>() >> len.min(127);
+    let key = if rng.random_bool(0.9) { key | noise } else { rng.random() };
+    key & mask(bits as u32)
+}
+
+fn run<F: Family>(seed: u64, ops: usize) {
+    let bits = F::BITS;
+    let mut rng = StdRng::seed_from_u64(seed);
+    // A small pool of prefixes, nested on purpose: lengths around every level boundary.
+    let lengths: Vec<u8> = [0, 1, 3, 4, 7, 8, 12, 15, 16, 17, 20, 23, 24, 25, 31, 32, 33, 48, 64, 127, 128]
+        .into_iter()
+        .filter(|&l| l <= bits)
+        .collect();
+    let base: u128 = rng.random();
+    let prefixes: Vec<(u128, u8)> = (0..48)
+        .map(|_| {
+            let len = lengths[rng.random_range(0..lengths.len())];
+            // Mostly under one common /12 so that the prefixes nest and share chunks.
+            let key = if rng.random_bool(0.8) {
+                (base & mask(12)) | (rng.random::<u128>() >> 12)
+            } else {
+                rng.random()
+            };
+            (key & mask(len as u32) & mask(bits as u32), len)
+        })
+        .collect();
+    let fib = Fib::<F>::new(ViewSet::UNICAST);
+    let mut model = Model::<F> { routes: HashMap::new(), bits };
+    for op in 0..ops {
+        let (key, len) = prefixes[rng.random_range(0..prefixes.len())];
+        let data = rng.random_bool(0.65).then(|| Arc::new(RouteData::new(Vec::new()).private(op as u64)));
+        match &data {
+            Some(d) => model.routes.insert((key, len), d.clone()),
+            None => model.routes.remove(&(key, len)),
+        };
+        fib.refresh(key, len, |_| data);
+        let guard = crate::reclaim::pin();
+        for _ in 0..8 {
+            let k = probe(&mut rng, &prefixes, bits);
+            assert_eq!(
+                fib.lookup(k, &guard).map(|d| d.private),
+                model.lookup(k),
+                "seed {seed} op {op} key {k:#x}"
+            );
+        }
+    }
+    // Emptying the table leaves no chunk and no root leaf.
+    for (key, len) in prefixes {
+        fib.refresh(key, len, |_| None);
+    }
+    let guard = crate::reclaim::pin();
+    assert!(
+        fib.root.iter().all(|s| s.leaf.load(Ordering::Relaxed).is_null() && s.child.load(&guard).is_none())
+    );
+}
+
+#[cfg(not(miri))]
+const OPS: usize = 2_000;
+#[cfg(miri)]
+const OPS: usize = 60;
+
+#[test]
+fn ipv4_matches_the_reference() {
+    for seed in 0..if cfg!(miri) { 1 } else { 20 } {
+        run::<Ipv4>(seed, OPS);
+    }
+}
+
+#[test]
+fn ipv6_matches_the_reference() {
+    for seed in 0..if cfg!(miri) { 1 } else { 20 } {
+        run::<Ipv6>(seed, OPS);
+    }
+}
+
+#[test]
+fn refreshing_with_the_same_route_changes_nothing() {
+    let fib = Fib::<Ipv4>::new(ViewSet::UNICAST);
+    let data = Arc::new(RouteData::new(Vec::new()).private(7));
+    let key = 0x0a01_0200u128 << 96;
+    fib.refresh(key, 24, |_| Some(data.clone()));
+    let guard = crate::reclaim::pin();
+    let before =
+        fib.root[(key >> (128 - ROOT_BITS)) as usize].child.load(&guard).unwrap() as *const Chunk<Ipv4>;
+    fib.refresh(key, 24, |_| Some(data.clone()));
+    let after =
+        fib.root[(key >> (128 - ROOT_BITS)) as usize].child.load(&guard).unwrap() as *const Chunk<Ipv4>;
+    assert!(std::ptr::eq(before, after), "an unchanged route must not rebuild its chunk");
+    assert_eq!(fib.lookup(key | 5 << 96, &guard).map(|d| d.private), Some(7));
+}
+
+#[test]
+fn a_dropped_table_releases_every_route() {
+    let data = Arc::new(RouteData::<Ipv4>::new(Vec::new()));
+    {
+        let fib = Fib::<Ipv4>::new(ViewSet::UNICAST);
+        for (i, len) in [0u8, 8, 16, 20, 24, 28, 32].into_iter().enumerate() {
+            fib.refresh((0x0a00_0000u128 + i as u128) << 96 & mask(len as u32), len, |_| Some(data.clone()));
+        }
+        // One per source, once the chunks the rebuilds replaced are reclaimed.
+        assert_eq!(settle(&data, 8), 8);
+    }
+    // The table released its references through the epoch collector.
+    assert_eq!(settle(&data, 1), 1);
+}
+
+/// The count of `data` once garbage collection brings it down to `expected`, or after 10 s
+/// (other tests' threads may hold guards for a while).
+fn settle<T>(data: &Arc<T>, expected: usize) -> usize {
+    for _ in 0..10_000 {
+        crate::collect_garbage();
+        if Arc::strong_count(data) <= expected {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Arc::strong_count(data)
+}
