@@ -141,6 +141,11 @@ fn fold<L: Lpm>(l: &L, keys: &[u128]) -> usize {
 }
 
 #[inline]
+fn fold_rtmgr_tree<F: BenchFamily>(t: &Rtmgr<F>, keys: &[u128]) -> usize {
+    let guard = t.table.pin();
+    keys.iter().fold(0usize, |acc, &k| acc.wrapping_add(rtmgr_tree_probe(&t.table, k, &guard)))
+}
+
 fn fold_rtmgr<F: BenchFamily>(t: &Rtmgr<F>, keys: &[u128]) -> usize {
     let guard = t.table.pin();
     keys.iter().fold(0usize, |acc, &k| acc.wrapping_add(rtmgr_probe(&t.table, k, &guard)))
@@ -198,6 +203,7 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         let mut g = c.benchmark_group(group);
         lpm_case(&mut g, "DIR-24-8 array", &keys, |ks| fold(&dir, ks));
         lpm_case(&mut g, "rtmgr", &keys, |ks| fold_rtmgr(&rt, ks));
+        lpm_case(&mut g, "rtmgr tree walk", &keys, |ks| fold_rtmgr_tree(&rt, ks));
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
         lpm_case(&mut g, "iptrie RTrieMap", &keys, |ks| fold(&rtrie, ks));
@@ -311,6 +317,7 @@ fn ipv6(c: &mut Criterion, loads: &mut Vec<String>) {
         cross_check(group, &keys, &all);
         let mut g = c.benchmark_group(group);
         lpm_case(&mut g, "rtmgr", &keys, |ks| fold_rtmgr(&rt, ks));
+        lpm_case(&mut g, "rtmgr tree walk", &keys, |ks| fold_rtmgr_tree(&rt, ks));
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
         lpm_case(&mut g, "iptrie RTrieMap", &keys, |ks| fold(&rtrie, ks));

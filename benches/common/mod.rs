@@ -309,16 +309,33 @@ impl<F: BenchFamily> Lpm for Rtmgr<F> {
         let guard = self.table.pin();
         rtmgr_probe(&self.table, key, &guard)
     }
+    /// The tree walk's answer, checked equal to the compiled forwarding table's.
     fn matched_len(&self, key: u128) -> Option<u8> {
         let guard = self.table.pin();
-        self.table.lookup_route(F::addr(key), ViewSet::UNICAST, &guard).map(|(p, _)| p.len())
+        let tree = self.table.lookup_route(F::addr(key), ViewSet::UNICAST, &guard);
+        let fib = self.table.lookup_data(F::addr(key), ViewSet::UNICAST, &guard);
+        assert_eq!(
+            tree.map(|(_, d)| d as *const RouteData<F>),
+            fib.map(|d| d as *const RouteData<F>),
+            "rtmgr's forwarding table and tree disagree on {key:#x}"
+        );
+        tree.map(|(p, _)| p.len())
     }
 }
 
-/// rtmgr's forwarding fast path under a guard the caller holds over a batch of lookups.
+/// rtmgr's forwarding fast path (the compiled forwarding table) under a guard the caller holds
+/// over a batch of lookups: the answer is the best route's data, like a peer's stored value.
 #[inline]
 pub fn rtmgr_probe<F: Family>(table: &Table<F>, key: u128, guard: &rtmgr::Guard) -> usize {
-    table.lookup(F::addr(key), ViewSet::UNICAST, guard).map_or(0, |hops| hops.as_ptr() as usize)
+    table.lookup_data(F::addr(key), ViewSet::UNICAST, guard).map_or(0, |d| d as *const RouteData<F> as usize)
+}
+
+/// rtmgr's routing-tree walk (what `lookup` did before the forwarding table), for comparison.
+#[inline]
+pub fn rtmgr_tree_probe<F: Family>(table: &Table<F>, key: u128, guard: &rtmgr::Guard) -> usize {
+    table
+        .lookup_route(F::addr(key), ViewSet::UNICAST, guard)
+        .map_or(0, |(_, d)| d as *const RouteData<F> as usize)
 }
 
 // ----- prefix-trie -----------------------------------------------------------------------------
