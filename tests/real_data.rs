@@ -327,6 +327,7 @@ fn check_random_addresses<F: RealFamily>(
     let width = mask(F::BITS);
     let (mut hits, mut misses) = (0usize, 0usize);
     let mut guard = table.pin();
+    let mut batch: Vec<F::Addr> = Vec::new();
     for i in 0..ADDRESSES {
         if i % 4096 == 0 {
             // Re-pin now and then: a guard held for long delays reclamation.
@@ -356,6 +357,24 @@ fn check_random_addresses<F: RealFamily>(
         let route = table.lookup_route(addr, ViewSet::UNICAST, &guard);
         let got = route.map(|(p, d)| (F::bits(p.addr()), p.len(), d.preference.metric));
         assert_eq!(got, want.map(|(k, len, e)| (k, len, e.metric)), "lookup_route of {addr}");
+
+        // The batched lookup answers the same, in order (a batch of 37: not a multiple of its
+        // 16 lanes, so partial groups are checked too).
+        batch.push(addr);
+        if batch.len() == 37 {
+            let mut answers = Vec::new();
+            table.lookup_batch(&batch, ViewSet::UNICAST, &guard, &mut answers);
+            assert_eq!(answers.len(), batch.len());
+            for (a, got) in batch.iter().zip(&answers) {
+                let single = table.lookup_data(*a, ViewSet::UNICAST, &guard);
+                assert_eq!(
+                    got.map(|d| d as *const RouteData<F>),
+                    single.map(|d| d as *const RouteData<F>),
+                    "lookup_batch of {a}"
+                );
+            }
+            batch.clear();
+        }
 
         let m = table.most_specific(addr, ViewSet::UNICAST, Selector::Best);
         match (m, want) {

@@ -4,37 +4,40 @@
 //!
 //! # Layout
 //!
-//! The 256 positions of a chunk are compressed twice with 256-bit maps and a rank (a population
-//! count of the bits up to a position, Poptrie's trick):
-//! - `leaf_bits` has a bit where the leaf value changes (a run starts), so a run of positions
-//!   that share a value — most of them, since a short prefix covers many positions — is stored
-//!   once in `leaves`;
-//! - `child_bits` has a bit where a chunk one level down exists; `children` holds them in
-//!   position order.
-//!
-//! Each map carries, per 64-bit word, the count of bits in the words before it, so a rank is one
-//! population count.
+//! The 256 positions of a chunk are run-length compressed with a 256-bit map and a rank (a
+//! population count of the bits up to a position, Poptrie's trick): a bit is set where a run
+//! starts, and `entries` holds one word per run. A run is a stretch of positions with the same
+//! leaf (the data of the best route of the longest prefix in this chunk over them, or null), or
+//! a single position with a chunk below it (the word is then the child's pointer, tagged with
+//! bit 0). The child carries the leaf of its position as its `fallback`, so a lookup reads one
+//! entry per level. The map, its per-word ranks, the fallback and the entry pointer share the
+//! chunk's first cache line: a level costs two dependent reads.
 //!
 //! # Invariants
 //!
-//! 1. A chunk is immutable once published, except for its child slots, which only the writer
-//!    that holds the forwarding table's lock stores to.
-//! 2. Every non-null pointer in `leaves` points into the `Arc<RouteData>` of one of the chunk's
-//!    own `sources`, so it is valid as long as the chunk is.
-//! 3. A child slot holds one unit of the counted reference to its chunk (as [`EpochCell`] does):
-//!    replacing or dropping it releases that unit, and a chunk whose count reaches 0 is reclaimed
-//!    through the epoch collector (`counted.rs`), so a reader that loaded a chunk pointer under a
-//!    guard may read the chunk until the guard is dropped.
+//! 1. A chunk is immutable once published, except for its child entries and its fallback, which
+//!    only the writer holding the forwarding table's lock stores to.
+//! 2. Every non-null leaf entry points into the `Arc<RouteData>` of one of the chunk's own
+//!    `sources`; a fallback points into one of its parent's (the parent that is published, or
+//!    the one about to be), so either is valid while the chunk that owns the `Arc` is.
+//! 3. A child entry, like a [`ChildSlot`], holds one unit of the counted reference to its chunk
+//!    (as [`EpochCell`] does): replacing or dropping it releases that unit, and a chunk whose
+//!    count reaches 0 is reclaimed through the epoch collector (`counted.rs`), so a reader that
+//!    loaded a chunk pointer under a guard may read the chunk until the guard is dropped.
 //!
 //! [`EpochCell`]: crate::cell::EpochCell
 
+use std::ptr::NonNull;
+
 use crate::counted::{Counted, Ref};
-use crate::sync::{Arc, AtomicPtr, Ordering, epoch::Guard};
+use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
 
 /// Bits of address one chunk covers.
 pub(crate) const STRIDE: u32 = 8;
 const POSITIONS: usize = 1 << STRIDE;
+/// The tag of an entry that links to a child chunk.
+const CHILD: usize = 1;
 
 /// The best route, in the table's view, of one prefix that ends inside a chunk.
 pub(crate) struct Source<F: Family> {
@@ -59,48 +62,22 @@ impl<F: Family> Clone for Source<F> {
     }
 }
 
-/// A 256-bit map with the rank of each 64-bit word's first bit.
-#[derive(Default)]
-struct Bitmap {
-    words: [u64; 4],
-    before: [u16; 4],
+/// What a lookup finds at a position of a chunk.
+pub(crate) enum Found<'g, F: Family> {
+    /// The leaf (null: no prefix of this chunk covers the position).
+    Leaf(*const RouteData<F>),
+    /// The chunk one level down.
+    Child(&'g Chunk<F>),
 }
 
-impl Bitmap {
-    fn from_fn(mut bit: impl FnMut(usize) -> bool) -> Self {
-        let mut map = Bitmap::default();
-        for i in 0..POSITIONS {
-            if bit(i) {
-                map.words[i / 64] |= 1 << (i % 64);
-            }
-        }
-        for w in 1..4 {
-            map.before[w] = map.before[w - 1] + map.words[w - 1].count_ones() as u16;
-        }
-        map
-    }
-
-    #[inline(always)]
-    fn contains(&self, pos: usize) -> bool {
-        self.words[pos / 64] & (1 << (pos % 64)) != 0
-    }
-
-    /// The number of set bits at positions `0..=pos`.
-    #[inline(always)]
-    fn rank(&self, pos: usize) -> usize {
-        let word = self.words[pos / 64] << (63 - pos % 64);
-        self.before[pos / 64] as usize + word.count_ones() as usize
-    }
-}
-
-/// A nullable link to a chunk that owns one unit of its count (invariant 3).
+/// A nullable link to a chunk that owns one unit of its count (invariant 3): the root's.
 pub(crate) struct ChildSlot<F: Family> {
     ptr: AtomicPtr<Counted<Chunk<F>>>,
 }
 
 impl<F: Family> ChildSlot<F> {
-    pub(crate) fn new(chunk: Option<Ref<Chunk<F>>>) -> Self {
-        ChildSlot { ptr: AtomicPtr::new(chunk.map_or(std::ptr::null_mut(), |c| Ref::into_raw(c) as *mut _)) }
+    pub(crate) fn new() -> Self {
+        ChildSlot { ptr: AtomicPtr::new(std::ptr::null_mut()) }
     }
 
     /// The chunk, for a reader under `guard`.
@@ -113,17 +90,9 @@ impl<F: Family> ChildSlot<F> {
         (!raw.is_null()).then(|| unsafe { Counted::value(raw) })
     }
 
-    /// Another counted reference to the chunk, for a writer (which holds the table's lock, so the
-    /// slot cannot be emptied meanwhile).
-    pub(crate) fn get_ref(&self, guard: &Guard) -> Option<Ref<Chunk<F>>> {
-        let raw = self.ptr.load(Ordering::Acquire);
-        // SAFETY: read under `guard` from a slot that holds a unit of it (invariant 3).
-        (!raw.is_null()).then(|| unsafe { Ref::try_acquire(raw, guard) }).flatten()
-    }
-
     /// Publishes `chunk` (or empties the slot) and releases the unit of the chunk it replaces.
-    pub(crate) fn store(&self, chunk: Option<Ref<Chunk<F>>>) {
-        let new = chunk.map_or(std::ptr::null_mut(), |c| Ref::into_raw(c) as *mut _);
+    pub(crate) fn store(&self, chunk: Option<Chunk<F>>) {
+        let new = chunk.map_or(std::ptr::null_mut(), |c| Ref::into_raw(Ref::new(c)) as *mut _);
         let old = self.ptr.swap(new, Ordering::AcqRel);
         if !old.is_null() {
             // SAFETY: the slot's unit of `old` moves to us (invariant 3); dropping it releases the
@@ -139,71 +108,215 @@ impl<F: Family> Drop for ChildSlot<F> {
     }
 }
 
+/// A 256-bit map with the rank of each 64-bit word's first bit.
+#[derive(Default)]
+struct Runs {
+    words: [u64; 4],
+    before: [u8; 4],
+}
+
+impl Runs {
+    /// The number of set bits at positions `0..=pos`.
+    #[inline(always)]
+    fn rank(&self, pos: usize) -> usize {
+        let word = self.words[pos / 64] << (63 - pos % 64);
+        self.before[pos / 64] as usize + word.count_ones() as usize
+    }
+
+    fn contains(&self, pos: usize) -> bool {
+        self.words[pos / 64] & (1 << (pos % 64)) != 0
+    }
+}
+
 /// One 8-bit level of the forwarding table under a fixed path (see the module docs).
+#[repr(C, align(64))]
 pub(crate) struct Chunk<F: Family> {
-    leaf_bits: Bitmap,
-    child_bits: Bitmap,
-    leaves: Box<[*const RouteData<F>]>,
-    children: Box<[ChildSlot<F>]>,
-    /// The prefixes ending in this chunk and their best routes, sorted by (pos, len): what a
-    /// writer rebuilds the chunk from.
+    // The first cache line: all a lookup reads besides one entry.
+    runs: Runs,
+    entry_count: u32,
+    fallback: AtomicPtr<RouteData<F>>,
+    entries: NonNull<AtomicUsize>,
+    // What a writer rebuilds the chunk from.
+    /// The prefixes ending in this chunk and their best routes, sorted by (pos, len).
     pub(crate) sources: Vec<Source<F>>,
 }
 
-// SAFETY: the raw pointers in `leaves` point into `Arc<RouteData<F>>`s that the chunk owns
-// (invariant 2) and never writes through; `RouteData<F>` is `Send + Sync`, so sharing or sending
-// the chunk shares or sends only what the `Arc`s already allow.
+// SAFETY: the chunk owns its entries array; its raw leaf and fallback pointers point into
+// `Arc<RouteData<F>>`s kept alive by this chunk or its parent (invariant 2) and are never written
+// through; `RouteData<F>` is `Send + Sync`, so sharing or sending the chunk shares or sends only
+// what the `Arc`s and the counted child references already allow.
 unsafe impl<F: Family> Send for Chunk<F> {}
-// SAFETY: as above; every other field is `Sync`.
+// SAFETY: as above; all shared mutation is through atomics.
 unsafe impl<F: Family> Sync for Chunk<F> {}
 
 impl<F: Family> Chunk<F> {
-    /// Builds a chunk from its sources (sorted by (pos, len)) and its children (sorted by
-    /// position, one at most per position).
-    pub(crate) fn build(sources: Vec<Source<F>>, children: Vec<(u8, Ref<Chunk<F>>)>) -> Self {
+    /// Builds a chunk from its sources (sorted by (pos, len)), its children (sorted by
+    /// position, one at most per position) and the leaf its parent has over it. Sets each
+    /// child's fallback to this chunk's leaf at the child's position: the caller must publish
+    /// the chunk (invariant 2).
+    pub(crate) fn build(
+        sources: Vec<Source<F>>,
+        children: Vec<(u8, Ref<Chunk<F>>)>,
+        fallback: *const RouteData<F>,
+    ) -> Self {
         // Paint shorter prefixes first so that longer ones overwrite them.
         let mut by_len: Vec<&Source<F>> = sources.iter().collect();
         by_len.sort_by_key(|s| s.len);
         let mut painted: [*const RouteData<F>; POSITIONS] = [std::ptr::null(); POSITIONS];
         for source in by_len {
-            let ptr = Arc::as_ptr(&source.data);
-            painted[source.positions()].fill(ptr);
+            painted[source.positions()].fill(Arc::as_ptr(&source.data));
         }
-        let leaf_bits = Bitmap::from_fn(|i| i == 0 || painted[i] != painted[i - 1]);
-        let leaves = (0..POSITIONS).filter(|&i| leaf_bits.contains(i)).map(|i| painted[i]).collect();
-        let child_bits = Bitmap::from_fn(|i| children.iter().any(|(pos, _)| *pos as usize == i));
-        let children = children.into_iter().map(|(_, c)| ChildSlot::new(Some(c))).collect();
-        Chunk { leaf_bits, child_bits, leaves, children, sources }
+        let mut child_at: [Option<Ref<Chunk<F>>>; POSITIONS] = [const { None }; POSITIONS];
+        for (pos, child) in children {
+            child_at[pos as usize] = Some(child);
+        }
+        let mut runs = Runs::default();
+        let mut entries = Vec::new();
+        let mut after_child = false;
+        for i in 0..POSITIONS {
+            let is_child = child_at[i].is_some();
+            let starts = i == 0 || is_child || after_child || painted[i] != painted[i - 1];
+            after_child = is_child;
+            if !starts {
+                continue;
+            }
+            runs.words[i / 64] |= 1 << (i % 64);
+            let word = match child_at[i].take() {
+                Some(child) => {
+                    // Stored before the chunk is published; readers of the previous parent
+                    // may see it early, which is harmless (invariant 2).
+                    child.fallback.store(painted[i] as *mut _, Ordering::Release);
+                    Ref::into_raw(child) as usize | CHILD
+                }
+                None => painted[i] as usize,
+            };
+            entries.push(AtomicUsize::new(word));
+        }
+        for w in 1..4 {
+            runs.before[w] = runs.before[w - 1] + runs.words[w - 1].count_ones() as u8;
+        }
+        let entry_count = entries.len() as u32;
+        let entries = Box::into_raw(entries.into_boxed_slice()) as *mut AtomicUsize;
+        Chunk {
+            runs,
+            entry_count,
+            fallback: AtomicPtr::new(fallback as *mut _),
+            // SAFETY: `Box::into_raw` never returns null.
+            entries: unsafe { NonNull::new_unchecked(entries) },
+            sources,
+        }
     }
 
     /// Whether the chunk has neither sources nor children (its parent drops it).
     pub(crate) fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.children.is_empty()
+        self.sources.is_empty() && self.children().next().is_none()
     }
 
-    /// The leaf at `pos`: the best route of the longest prefix in this chunk that covers it.
+    fn entries(&self) -> &[AtomicUsize] {
+        // SAFETY: `entries` and `entry_count` describe the boxed slice made in `build`, freed
+        // only in `drop`.
+        unsafe { std::slice::from_raw_parts(self.entries.as_ptr(), self.entry_count as usize) }
+    }
+
+    /// The leaf the parent has over this chunk (null: none).
     #[inline(always)]
-    pub(crate) fn leaf(&self, pos: usize) -> *const RouteData<F> {
-        // Position 0 always starts a run, so the rank is at least 1.
-        self.leaves[self.leaf_bits.rank(pos) - 1]
+    pub(crate) fn fallback(&self) -> *const RouteData<F> {
+        // Acquire pairs with the Release store in `build`.
+        self.fallback.load(Ordering::Acquire)
     }
 
-    /// The slot of the child at `pos`, if there is one.
+    /// What a lookup finds at `pos`.
     #[inline(always)]
-    pub(crate) fn child(&self, pos: usize) -> Option<&ChildSlot<F>> {
-        if self.child_bits.contains(pos) { Some(&self.children[self.child_bits.rank(pos) - 1]) } else { None }
-    }
-
-    /// Counted references to every child with its position, for a rebuild (the writer holds the
-    /// table's lock).
-    pub(crate) fn children(&self, guard: &Guard) -> Vec<(u8, Ref<Chunk<F>>)> {
-        let mut out = Vec::with_capacity(self.children.len());
-        for pos in 0..POSITIONS {
-            if let Some(child) = self.child(pos).and_then(|slot| slot.get_ref(guard)) {
-                out.push((pos as u8, child));
-            }
+    pub(crate) fn find<'g>(&self, pos: usize, _guard: &'g Guard) -> Found<'g, F> {
+        // Position 0 always starts a run, so the rank is at least 1 and within the entries.
+        let index = self.runs.rank(pos) - 1;
+        // SAFETY: `index < entry_count` (one entry per set bit); see `entries`.
+        let word = unsafe { &*self.entries.as_ptr().add(index) }.load(Ordering::Acquire);
+        if word & CHILD == 0 {
+            Found::Leaf(word as *const RouteData<F>)
+        } else {
+            // SAFETY: a child entry holds a unit of its chunk (invariant 3) and was read under
+            // `_guard`, so the chunk outlives the guard.
+            Found::Child(unsafe { Counted::value((word & !CHILD) as *const Counted<Chunk<F>>) })
         }
-        out
+    }
+
+    /// Starts loading the entry a lookup of `pos` will read (see `Fib::lookup_batch`).
+    #[inline(always)]
+    pub(crate) fn prefetch_entry(&self, pos: usize) {
+        let index = self.runs.rank(pos) - 1;
+        // `wrapping_add`: only an address is computed, never dereferenced here.
+        super::prefetch(self.entries.as_ptr().wrapping_add(index));
+    }
+
+    /// The leaf this chunk's own sources give `pos` (the fallback of a child there).
+    pub(crate) fn painted_at(&self, pos: usize) -> *const RouteData<F> {
+        self.sources
+            .iter()
+            .filter(|s| s.positions().contains(&pos))
+            .max_by_key(|s| s.len)
+            .map_or(std::ptr::null(), |s| Arc::as_ptr(&s.data))
+    }
+
+    /// The child entries with their positions.
+    fn children(&self) -> impl Iterator<Item = (usize, &AtomicUsize)> {
+        (0..POSITIONS)
+            .filter(|&i| self.runs.contains(i))
+            .zip(self.entries())
+            .filter(|(_, e)| e.load(Ordering::Relaxed) & CHILD != 0)
+    }
+
+    /// The child entry at `pos`, if there is one.
+    pub(crate) fn child_entry(&self, pos: usize) -> Option<&AtomicUsize> {
+        let entry = &self.entries()[self.runs.rank(pos) - 1];
+        (self.runs.contains(pos) && entry.load(Ordering::Relaxed) & CHILD != 0).then_some(entry)
+    }
+
+    /// Counted references to every child with its position, for a rebuild (only the writer,
+    /// which holds the lock, changes child entries).
+    pub(crate) fn child_refs(&self, guard: &Guard) -> Vec<(u8, Ref<Chunk<F>>)> {
+        self.children()
+            .map(|(pos, entry)| {
+                let raw = (entry.load(Ordering::Acquire) & !CHILD) as *const Counted<Chunk<F>>;
+                // SAFETY: read under `guard` from an entry that holds a unit of it (invariant 3);
+                // the writer's lock keeps the entry from being released meanwhile, so the count
+                // is not 0.
+                let child = unsafe { Ref::try_acquire(raw, guard) }.expect("a linked chunk is alive");
+                (pos as u8, child)
+            })
+            .collect()
+    }
+}
+
+/// Replaces the child chunk of a child entry in place (the writer holds the lock) and releases
+/// the unit of the chunk it replaces.
+pub(crate) fn replace_child<F: Family>(entry: &AtomicUsize, chunk: Chunk<F>) {
+    let new = Ref::into_raw(Ref::new(chunk)) as usize | CHILD;
+    // Release publishes the chunk (Acquire in `find`).
+    let old = entry.swap(new, Ordering::AcqRel);
+    debug_assert!(old & CHILD != 0, "replace_child on a leaf entry");
+    // SAFETY: the entry's unit of the old chunk moves to us (invariant 3).
+    drop(unsafe { Ref::from_raw((old & !CHILD) as *const Counted<Chunk<F>>) });
+}
+
+/// The child chunk an entry links to, as the writer sees it.
+pub(crate) fn entry_child<'g, F: Family>(entry: &AtomicUsize, _guard: &'g Guard) -> &'g Chunk<F> {
+    let raw = (entry.load(Ordering::Acquire) & !CHILD) as *const Counted<Chunk<F>>;
+    // SAFETY: the entry holds a unit of the chunk (invariant 3), read under `_guard`.
+    unsafe { Counted::value(raw) }
+}
+
+impl<F: Family> Drop for Chunk<F> {
+    fn drop(&mut self) {
+        for (_, entry) in self.children() {
+            let raw = (entry.load(Ordering::Relaxed) & !CHILD) as *const Counted<Chunk<F>>;
+            // SAFETY: the entry's unit moves to this `Ref`, released through the epoch protocol
+            // (invariant 3); the chunk is being destroyed, so nobody reads the entry again.
+            drop(unsafe { Ref::from_raw(raw) });
+        }
+        let slice = std::ptr::slice_from_raw_parts_mut(self.entries.as_ptr(), self.entry_count as usize);
+        // SAFETY: the boxed slice made in `build`, freed once, here.
+        drop(unsafe { Box::from_raw(slice) });
     }
 }
 
@@ -217,19 +330,27 @@ mod tests {
     }
 
     fn private(ptr: *const RouteData<Ipv4>) -> Option<u64> {
-        // SAFETY: test pointers come from `Arc`s the chunk under test owns.
+        // SAFETY: test pointers come from `Arc`s the chunks under test own.
         unsafe { ptr.as_ref() }.map(|d| d.private)
+    }
+
+    fn leaf(chunk: &Chunk<Ipv4>, pos: usize, guard: &Guard) -> Option<u64> {
+        match chunk.find(pos, guard) {
+            Found::Leaf(l) => private(l),
+            Found::Child(_) => panic!("a child at {pos}"),
+        }
     }
 
     #[test]
     fn longer_prefixes_win_and_runs_compress() {
+        let guard = crate::reclaim::pin();
         let sources = vec![
             Source { pos: 0, len: 1, data: data(1) },   // positions 0..128
             Source { pos: 64, len: 2, data: data(2) },  // 64..128
             Source { pos: 65, len: 8, data: data(3) },  // 65
             Source { pos: 200, len: 8, data: data(4) }, // 200
         ];
-        let chunk = Chunk::build(sources, Vec::new());
+        let chunk = Chunk::build(sources, Vec::new(), std::ptr::null());
         let expect = |pos: usize| match pos {
             65 => Some(3),
             200 => Some(4),
@@ -238,26 +359,51 @@ mod tests {
             _ => None,
         };
         for pos in 0..POSITIONS {
-            assert_eq!(private(chunk.leaf(pos)), expect(pos), "position {pos}");
+            assert_eq!(leaf(&chunk, pos, &guard), expect(pos), "position {pos}");
         }
         // Runs: [0,64) 1, [64,65) 2, 65 3, [66,128) 2, [128,200) none, 200 4, [201,256) none.
-        assert_eq!(chunk.leaves.len(), 7);
+        assert_eq!(chunk.entry_count, 7);
+        assert_eq!(private(chunk.painted_at(65)), Some(3));
+        assert_eq!(private(chunk.painted_at(100)), Some(2));
+        assert_eq!(private(chunk.painted_at(255)), None);
     }
 
     #[test]
-    fn children_are_found_by_rank() {
+    fn children_are_found_by_rank_and_get_their_fallback() {
         let guard = crate::reclaim::pin();
-        let child =
-            |p| (p, Ref::new(Chunk::build(vec![Source { pos: 0, len: 8, data: data(p as u64) }], vec![])));
-        let chunk = Chunk::<Ipv4>::build(Vec::new(), vec![child(3), child(64), child(255)]);
+        let child = |p| {
+            (
+                p,
+                Ref::new(Chunk::build(
+                    vec![Source { pos: 0, len: 8, data: data(p as u64) }],
+                    vec![],
+                    std::ptr::null(),
+                )),
+            )
+        };
+        let outer = data(1000);
+        let chunk = Chunk::<Ipv4>::build(
+            vec![Source { pos: 0, len: 1, data: outer.clone() }],
+            vec![child(3), child(64), child(255)],
+            std::ptr::null(),
+        );
         for pos in 0..POSITIONS {
-            let found =
-                chunk.child(pos).and_then(|slot| slot.load(&guard)).map(|c| private(c.leaf(0)).unwrap());
-            let expected = [3, 64, 255].contains(&pos).then_some(pos as u64);
-            assert_eq!(found, expected, "position {pos}");
+            match chunk.find(pos, &guard) {
+                Found::Child(c) => {
+                    assert!([3, 64, 255].contains(&pos), "a child at {pos}");
+                    assert_eq!(leaf(c, 0, &guard), Some(pos as u64));
+                    let fallback = if pos < 128 { Some(1000) } else { None };
+                    assert_eq!(private(c.fallback()), fallback, "fallback at {pos}");
+                }
+                Found::Leaf(l) => {
+                    assert!(![3, 64, 255].contains(&pos), "no child at {pos}");
+                    assert_eq!(private(l), (pos < 128).then_some(1000));
+                }
+            }
         }
-        assert_eq!(chunk.children(&guard).len(), 3);
+        assert_eq!(chunk.child_refs(&guard).len(), 3);
+        assert!(chunk.child_entry(64).is_some() && chunk.child_entry(65).is_none());
         assert!(!chunk.is_empty());
-        assert!(Chunk::<Ipv4>::build(Vec::new(), Vec::new()).is_empty());
+        assert!(Chunk::<Ipv4>::build(Vec::new(), Vec::new(), std::ptr::null()).is_empty());
     }
 }

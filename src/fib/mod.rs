@@ -43,7 +43,7 @@ mod chunk;
 
 use std::collections::HashMap;
 
-use chunk::{ChildSlot, Chunk, STRIDE, Source};
+use chunk::{ChildSlot, Chunk, Found, STRIDE, Source};
 
 use crate::counted::Ref;
 use crate::sync::{Arc, AtomicPtr, Mutex, Ordering, epoch::Guard};
@@ -83,6 +83,22 @@ pub(crate) struct Fib<F: Family> {
     writer: Mutex<Writer<F>>,
 }
 
+/// Lookups [`Fib::lookup_batch_extend`] runs in lockstep: enough to overlap the cache misses of a
+/// level (a core keeps 10–20 in flight), few enough for the state to stay in registers and L1.
+const LANES: usize = 16;
+
+/// Asks the CPU to start loading `value`'s cache line (a hint: no effect on correctness).
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(value as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// The mask of a prefix length on a left-aligned key.
 fn mask(len: u32) -> u128 {
     if len == 0 { 0 } else { !0u128 << (128 - len) }
@@ -98,7 +114,7 @@ impl<F: Family> Fib<F> {
     /// An empty forwarding table for `view` (a single view).
     pub(crate) fn new(view: ViewSet) -> Self {
         let root = (0..1usize << ROOT_BITS)
-            .map(|_| RootSlot { leaf: AtomicPtr::new(std::ptr::null_mut()), child: ChildSlot::new(None) })
+            .map(|_| RootSlot { leaf: AtomicPtr::new(std::ptr::null_mut()), child: ChildSlot::new() })
             .collect();
         Fib {
             view,
@@ -146,18 +162,118 @@ impl<F: Family> Fib<F> {
         let mut next = slot.child.load(guard);
         let mut base = ROOT_BITS;
         while let Some(chunk) = next {
-            let pos = position(key, base);
-            let leaf = chunk.leaf(pos);
-            if !leaf.is_null() {
-                best = leaf;
+            let fallback = chunk.fallback();
+            if !fallback.is_null() {
+                best = fallback;
             }
-            next = chunk.child(pos).and_then(|c| c.load(guard));
+            match chunk.find(position(key, base), guard) {
+                Found::Leaf(leaf) => {
+                    if !leaf.is_null() {
+                        best = leaf;
+                    }
+                    break;
+                }
+                Found::Child(child) => next = Some(child),
+            }
             base += STRIDE;
         }
         // SAFETY: `best` was read under `guard` from a root slot or a chunk reachable from the
         // root after `guard` was pinned; by invariants 1–2 its `Arc` is released only through
         // the epoch collector, after `guard` is dropped.
         unsafe { best.as_ref() }
+    }
+
+    /// [`Fib::lookup`] for many keys at once, appended to `out`, `LANES` at a time in lockstep: each step issues
+    /// the next memory read of every lookup before waiting on any, so their cache misses
+    /// overlap instead of queueing (a single lookup is a chain of dependent reads that the CPU
+    /// cannot start early).
+    pub(crate) fn lookup_batch_extend<'g>(
+        &self,
+        keys: &[u128],
+        guard: &'g Guard,
+        out: &mut Vec<Option<&'g RouteData<F>>>,
+    ) {
+        out.reserve(keys.len());
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            for group in keys.chunks(LANES) {
+                // SAFETY: the CPU supports `popcnt`, just checked.
+                unsafe { self.lookup_lanes_popcnt(group, guard, out) };
+            }
+            return;
+        }
+        for group in keys.chunks(LANES) {
+            self.lookup_lanes(group, guard, out);
+        }
+    }
+
+    /// [`Fib::lookup_lanes`] compiled with the hardware population count.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support `popcnt`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn lookup_lanes_popcnt<'g>(
+        &self,
+        keys: &[u128],
+        guard: &'g Guard,
+        out: &mut Vec<Option<&'g RouteData<F>>>,
+    ) {
+        self.lookup_lanes(keys, guard, out)
+    }
+
+    /// Up to `LANES` lookups in lockstep (see [`Fib::lookup_batch_extend`]).
+    #[inline(always)]
+    fn lookup_lanes<'g>(&self, keys: &[u128], guard: &'g Guard, out: &mut Vec<Option<&'g RouteData<F>>>) {
+        let n = keys.len().min(LANES);
+        let mut best = [std::ptr::null::<RouteData<F>>(); LANES];
+        let mut node: [Option<&'g Chunk<F>>; LANES] = [None; LANES];
+        for &key in &keys[..n] {
+            prefetch(&self.root[(key >> (128 - ROOT_BITS)) as usize]);
+        }
+        let mut active = 0;
+        for (i, &key) in keys[..n].iter().enumerate() {
+            let slot = &self.root[(key >> (128 - ROOT_BITS)) as usize];
+            best[i] = slot.leaf.load(Ordering::Acquire);
+            node[i] = slot.child.load(guard);
+            if let Some(chunk) = node[i] {
+                prefetch(chunk);
+                active += 1;
+            }
+        }
+        let mut base = ROOT_BITS;
+        while active > 0 {
+            for (i, &key) in keys[..n].iter().enumerate() {
+                if let Some(chunk) = node[i] {
+                    chunk.prefetch_entry(position(key, base));
+                }
+            }
+            for (i, &key) in keys[..n].iter().enumerate() {
+                let Some(chunk) = node[i] else { continue };
+                let fallback = chunk.fallback();
+                if !fallback.is_null() {
+                    best[i] = fallback;
+                }
+                match chunk.find(position(key, base), guard) {
+                    Found::Leaf(leaf) => {
+                        if !leaf.is_null() {
+                            best[i] = leaf;
+                        }
+                        node[i] = None;
+                        active -= 1;
+                    }
+                    Found::Child(child) => {
+                        prefetch(child);
+                        node[i] = Some(child);
+                    }
+                }
+            }
+            base += STRIDE;
+        }
+        // SAFETY: as in `lookup_portable`: each pointer was read under `guard` from a root slot
+        // or a chunk reachable from the root after `guard` was pinned (invariants 1–2).
+        out.extend(best[..n].iter().map(|&b| unsafe { b.as_ref() }));
     }
 
     /// Brings the entry of the prefix (`key`, `len`) up to date: takes the lock, asks `best` for
@@ -174,7 +290,12 @@ impl<F: Family> Fib<F> {
             self.set_root(&mut writer, key & mask(len), len, data);
         } else {
             let slot = &self.root[(key >> (128 - ROOT_BITS)) as usize];
-            self.set_in(&slot.child, ROOT_BITS, key & mask(len), len, data, &guard);
+            let current = slot.child.load(&guard);
+            if let Change::Replace(chunk) =
+                Self::set_in(current, ROOT_BITS, key & mask(len), len, data, std::ptr::null(), &guard)
+            {
+                slot.child.store(chunk);
+            }
         }
     }
 
@@ -220,65 +341,77 @@ impl<F: Family> Fib<F> {
         }
     }
 
-    /// Sets a prefix longer than `base` bits in the chunk of `slot` (covering bits
-    /// `base..base + 8` of `key`) or below it, and rebuilds what changes.
+    /// Sets a prefix longer than `base` bits in `current`, the chunk covering bits
+    /// `base..base + 8` of `key` (none yet: `None`), or below it. Children whose chunk changes
+    /// are replaced in place; what the caller must publish in `current`'s place is returned.
+    /// `fallback` is the leaf of the parent over `current`.
     fn set_in(
-        &self,
-        slot: &ChildSlot<F>,
+        current: Option<&Chunk<F>>,
         base: u32,
         key: u128,
         len: u32,
         data: Option<Arc<RouteData<F>>>,
+        fallback: *const RouteData<F>,
         guard: &Guard,
-    ) {
-        let current = slot.get_ref(guard);
+    ) -> Change<F> {
         let pos = position(key, base);
+        let sources = || current.map_or_else(Vec::new, |c| c.sources.clone());
+        let children = || current.map_or_else(Vec::new, |c| c.child_refs(guard));
         if len <= base + STRIDE {
-            let mut sources = current.as_ref().map_or_else(Vec::new, |c| c.sources.clone());
+            let mut sources = sources();
             let rel = (len - base) as u8;
             let found = sources.binary_search_by_key(&(pos as u8, rel), |s| (s.pos, s.len));
             match (found, data) {
-                (Ok(i), Some(d)) if Arc::ptr_eq(&sources[i].data, &d) => return,
+                (Ok(i), Some(d)) if Arc::ptr_eq(&sources[i].data, &d) => return Change::Unchanged,
                 (Ok(i), Some(d)) => sources[i].data = d,
                 (Ok(i), None) => drop(sources.remove(i)),
                 (Err(i), Some(d)) => sources.insert(i, Source { pos: pos as u8, len: rel, data: d }),
-                (Err(_), None) => return,
+                (Err(_), None) => return Change::Unchanged,
             }
-            let children = current.as_ref().map_or_else(Vec::new, |c| c.children(guard));
-            Self::publish(slot, Chunk::build(sources, children));
-            return;
+            return Change::rebuilt(Chunk::build(sources, children(), fallback));
         }
-        let child_slot = current.as_ref().and_then(|c| c.child(pos));
-        match child_slot {
-            Some(child) => {
-                self.set_in(child, base + STRIDE, key, len, data, guard);
-                if child.get_ref(guard).is_none() {
-                    // The child emptied: rebuild this chunk without it.
-                    let current = current.as_ref().expect("a child slot lives in a chunk");
-                    Self::publish(slot, Chunk::build(current.sources.clone(), current.children(guard)));
+        let below = current.map_or(std::ptr::null(), |c| c.painted_at(pos));
+        match current.and_then(|c| c.child_entry(pos)) {
+            Some(entry) => {
+                let child = chunk::entry_child(entry, guard);
+                match Self::set_in(Some(child), base + STRIDE, key, len, data, below, guard) {
+                    Change::Unchanged => Change::Unchanged,
+                    Change::Replace(Some(new)) => {
+                        chunk::replace_child(entry, new);
+                        Change::Unchanged
+                    }
+                    Change::Replace(None) => {
+                        // The child emptied: rebuild this chunk without it (a child entry is
+                        // never emptied in place, which would hide its fallback from readers).
+                        let others = children().into_iter().filter(|(p, _)| *p as usize != pos).collect();
+                        Change::rebuilt(Chunk::build(sources(), others, fallback))
+                    }
                 }
             }
-            None => {
-                if data.is_none() {
-                    return; // nothing to remove below
+            None => match Self::set_in(None, base + STRIDE, key, len, data, below, guard) {
+                Change::Replace(Some(new)) => {
+                    let mut children = children();
+                    let at = children.partition_point(|(p, _)| (*p as usize) < pos);
+                    children.insert(at, (pos as u8, Ref::new(new)));
+                    Change::rebuilt(Chunk::build(sources(), children, fallback))
                 }
-                let fresh = ChildSlot::new(None);
-                self.set_in(&fresh, base + STRIDE, key, len, data, guard);
-                let Some(child) = fresh.get_ref(guard) else { return };
-                let (sources, mut children) = match &current {
-                    Some(c) => (c.sources.clone(), c.children(guard)),
-                    None => (Vec::new(), Vec::new()),
-                };
-                let at = children.partition_point(|(p, _)| (*p as usize) < pos);
-                children.insert(at, (pos as u8, child));
-                Self::publish(slot, Chunk::build(sources, children));
-            }
+                _ => Change::Unchanged,
+            },
         }
     }
+}
 
-    /// Stores a rebuilt chunk, or empties the slot if the chunk has nothing left.
-    fn publish(slot: &ChildSlot<F>, chunk: Chunk<F>) {
-        slot.store((!chunk.is_empty()).then(|| Ref::new(chunk)));
+/// What a write below the root does to a chunk.
+enum Change<F: Family> {
+    /// Nothing to publish in its place (no change, or only children replaced in place).
+    Unchanged,
+    /// Publish this instead (`None`: the chunk is empty and goes).
+    Replace(Option<Chunk<F>>),
+}
+
+impl<F: Family> Change<F> {
+    fn rebuilt(chunk: Chunk<F>) -> Self {
+        Change::Replace((!chunk.is_empty()).then_some(chunk))
     }
 }
 

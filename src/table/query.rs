@@ -429,6 +429,52 @@ impl<F: Family> Table<F> {
         self.lookup_route(addr, view, guard).map(|(_, data)| data)
     }
 
+    /// [`Table::lookup_data`] for a batch of addresses: `out` is cleared and receives one
+    /// answer per address, in order. With a compiled forwarding table for `view`, 16 lookups
+    /// run in lockstep so that their cache misses overlap, which multiplies throughput when the
+    /// table is larger than the caches; without one, the addresses are looked up one by one.
+    ///
+    /// ```
+    /// # use rtmgr::{EntityConfig, EntityId, Ipv4, NextHopData, RouteData, Table, ViewSet};
+    /// # let table = Table::<Ipv4>::new();
+    /// # let reg = table.register(EntityConfig::new(EntityId::new(2, 0)))?;
+    /// # let (nh, _) = reg.add_next_hop("192.0.2.1".parse().unwrap(), 4, NextHopData::default())?;
+    /// reg.add_route("10.0.0.0/8".parse()?, RouteData::new(vec![nh.clone()]).private(1))?;
+    /// reg.add_route("10.1.0.0/16".parse()?, RouteData::new(vec![nh]).private(2))?;
+    /// let addrs = ["10.1.2.3", "10.2.3.4", "11.0.0.1"].map(|a| a.parse().unwrap());
+    /// let guard = table.pin();
+    /// let mut answers = Vec::new();
+    /// table.lookup_batch(&addrs, ViewSet::UNICAST, &guard, &mut answers);
+    /// let privates: Vec<_> = answers.iter().map(|d| d.map(|d| d.private)).collect();
+    /// assert_eq!(privates, [Some(2), Some(1), None]);
+    /// # Ok::<(), rtmgr::Error>(())
+    /// ```
+    pub fn lookup_batch<'g>(
+        &self,
+        addrs: &[F::Addr],
+        view: ViewSet,
+        guard: &'g Guard,
+        out: &mut Vec<Option<&'g crate::RouteData<F>>>,
+    ) {
+        match self.inner.forwarding.iter().find(|fib| fib.view() == view) {
+            Some(fib) => {
+                out.clear();
+                // Keys in stack-sized groups: no allocation.
+                let mut keys = [0u128; 256];
+                for group in addrs.chunks(keys.len()) {
+                    for (k, &a) in keys.iter_mut().zip(group) {
+                        *k = F::key(a);
+                    }
+                    fib.lookup_batch_extend(&keys[..group.len()], guard, out);
+                }
+            }
+            None => {
+                out.clear();
+                out.extend(addrs.iter().map(|&a| self.lookup_data(a, view, guard)));
+            }
+        }
+    }
+
     /// Like [`Table::lookup`], but returns the matched prefix and the whole best route's data.
     ///
     /// ```
