@@ -5,7 +5,8 @@
 //! side by side for a fixed time): every case runs for a fixed window, `REPEATS` times, and the
 //! medians are printed and written to `benches/results/churn.csv`.
 //!
-//! - rtmgr: readers on the fast path (`Table::pin` once per 256 lookups + `Table::lookup`), the
+//! - rtmgr: readers on the fast path (`Table::pin` once per 256 lookups + `Table::lookup_data`,
+//!   the compiled forwarding table; and `Table::lookup_batch` on the same 256), the
 //!   writer through `Registration::delete_route` + `add_route_with` (a flush of the epoch
 //!   garbage every 16 updates, as in the load);
 //! - rotonda-store: its own concurrency (withdraw = `mark_mui_as_withdrawn_for_prefix`,
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rtmgr::{AddMode, Ipv4, Route, RouteData};
+use rtmgr::{AddMode, Family, Ipv4, Route, RouteData, ViewSet};
 
 /// Lookups between two reads of the stop flag (and, for rtmgr, between two pins).
 const READ_BATCH: usize = 256;
@@ -198,41 +199,54 @@ fn main() {
             let guard = table.pin();
             ks.iter().fold(0usize, |a, &k| a.wrapping_add(rtmgr_probe(&table, k, &guard)))
         };
-        for readers in [1, 2] {
-            case(
-                &mut rows,
-                "rtmgr",
-                readers,
-                repeats,
-                || run(readers, window, &keys, anns.len(), &read, None),
-                false,
-            );
-            case(
-                &mut rows,
-                "rtmgr",
-                readers,
-                repeats,
-                || {
-                    let mut since_flush = 0;
-                    let mut write = |i: usize| {
-                        let a = &anns[i];
-                        let old = routes[i].take().expect("route held");
-                        reg.delete_route(old).expect("delete_route");
-                        let nh = hops[&a.asn].clone();
-                        let (new, _) = reg
-                            .add_route_with(a.prefix, RouteData::new(vec![nh]), AddMode::New)
-                            .expect("add_route");
-                        routes[i] = Some(new);
-                        since_flush += 2;
-                        if since_flush >= ROUTES_PER_FLUSH {
-                            rtmgr::collect_garbage();
-                            since_flush = 0;
-                        }
-                    };
-                    run(readers, window, &keys, anns.len(), &read, Some(&mut write))
-                },
-                true,
-            );
+        // The batched lookup (16 in lockstep, see `Table::lookup_batch`), on the same addresses.
+        let read_batch = |ks: &[u128]| {
+            let addrs: Vec<_> = ks.iter().map(|&k| Ipv4::addr(k)).collect();
+            let guard = table.pin();
+            let mut out = Vec::with_capacity(ks.len());
+            table.lookup_batch(&addrs, ViewSet::UNICAST, &guard, &mut out);
+            out.iter()
+                .fold(0usize, |a, d| a.wrapping_add(d.map_or(0, |d| d as *const RouteData<Ipv4> as usize)))
+        };
+        let readers_of: [(&str, &(dyn Fn(&[u128]) -> usize + Sync)); 2] =
+            [("rtmgr", &read), ("rtmgr lookup_batch", &read_batch)];
+        for (name, read) in readers_of {
+            for readers in [1, 2] {
+                case(
+                    &mut rows,
+                    name,
+                    readers,
+                    repeats,
+                    || run(readers, window, &keys, anns.len(), read, None),
+                    false,
+                );
+                case(
+                    &mut rows,
+                    name,
+                    readers,
+                    repeats,
+                    || {
+                        let mut since_flush = 0;
+                        let mut write = |i: usize| {
+                            let a = &anns[i];
+                            let old = routes[i].take().expect("route held");
+                            reg.delete_route(old).expect("delete_route");
+                            let nh = hops[&a.asn].clone();
+                            let (new, _) = reg
+                                .add_route_with(a.prefix, RouteData::new(vec![nh]), AddMode::New)
+                                .expect("add_route");
+                            routes[i] = Some(new);
+                            since_flush += 2;
+                            if since_flush >= ROUTES_PER_FLUSH {
+                                rtmgr::collect_garbage();
+                                since_flush = 0;
+                            }
+                        };
+                        run(readers, window, &keys, anns.len(), read, Some(&mut write))
+                    },
+                    true,
+                );
+            }
         }
         drop(routes);
         drop(reg);

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use rtmgr::{DestOptions, Family, Ipv4, Ipv6, Selector, ViewSet};
+use rtmgr::{DestOptions, Family, Ipv4, Ipv6, RouteData, Selector, ViewSet};
 
 /// Lookups per criterion iteration.
 const BATCH: usize = 1024;
@@ -141,6 +141,17 @@ fn fold<L: Lpm>(l: &L, keys: &[u128]) -> usize {
 }
 
 #[inline]
+/// rtmgr's batched lookup ([`rtmgr::Table::lookup_batch`]: 16 lookups in lockstep) over the
+/// addresses of `keys`' batch; `addrs` holds every key of the workload as an address.
+fn fold_rtmgr_batch<F: BenchFamily>(t: &Rtmgr<F>, all: &[u128], addrs: &[F::Addr], keys: &[u128]) -> usize {
+    // `keys` is a window of `all`: the same window of `addrs`.
+    let start = (keys.as_ptr() as usize - all.as_ptr() as usize) / std::mem::size_of::<u128>();
+    let guard = t.table.pin();
+    let mut out = Vec::with_capacity(keys.len());
+    t.table.lookup_batch(&addrs[start..start + keys.len()], ViewSet::UNICAST, &guard, &mut out);
+    out.iter().fold(0usize, |acc, d| acc.wrapping_add(d.map_or(0, |d| d as *const RouteData<F> as usize)))
+}
+
 fn fold_rtmgr_tree<F: BenchFamily>(t: &Rtmgr<F>, keys: &[u128]) -> usize {
     let guard = t.table.pin();
     keys.iter().fold(0usize, |acc, &k| acc.wrapping_add(rtmgr_tree_probe(&t.table, k, &guard)))
@@ -203,6 +214,11 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         let mut g = c.benchmark_group(group);
         lpm_case(&mut g, "DIR-24-8 array", &keys, |ks| fold(&dir, ks));
         lpm_case(&mut g, "rtmgr", &keys, |ks| fold_rtmgr(&rt, ks));
+        let addrs: Vec<_> = keys.iter().map(|&k| Ipv4::addr(k)).collect();
+        let checked = &keys[..CHECKED];
+        let batched = fold_rtmgr_batch(&rt, &keys, &addrs, checked);
+        assert_eq!(batched, fold_rtmgr(&rt, checked), "{group}: lookup_batch answers differ from lookup");
+        lpm_case(&mut g, "rtmgr lookup_batch", &keys, |ks| fold_rtmgr_batch(&rt, &keys, &addrs, ks));
         lpm_case(&mut g, "rtmgr tree walk", &keys, |ks| fold_rtmgr_tree(&rt, ks));
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
@@ -317,6 +333,11 @@ fn ipv6(c: &mut Criterion, loads: &mut Vec<String>) {
         cross_check(group, &keys, &all);
         let mut g = c.benchmark_group(group);
         lpm_case(&mut g, "rtmgr", &keys, |ks| fold_rtmgr(&rt, ks));
+        let addrs: Vec<_> = keys.iter().map(|&k| Ipv6::addr(k)).collect();
+        let checked = &keys[..CHECKED];
+        let batched = fold_rtmgr_batch(&rt, &keys, &addrs, checked);
+        assert_eq!(batched, fold_rtmgr(&rt, checked), "{group}: lookup_batch answers differ from lookup");
+        lpm_case(&mut g, "rtmgr lookup_batch", &keys, |ks| fold_rtmgr_batch(&rt, &keys, &addrs, ks));
         lpm_case(&mut g, "rtmgr tree walk", &keys, |ks| fold_rtmgr_tree(&rt, ks));
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));

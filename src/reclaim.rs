@@ -221,9 +221,15 @@ mod tests {
         // A retirement on a live thread adopts the orphan.
         // SAFETY: the closure touches nothing shared.
         unsafe { retire(|| {}) };
-        for _ in 0..512 {
+        // Other tests' threads pin guards too (and may adopt the orphan themselves): retry until
+        // the epoch has moved on, for up to 10 s.
+        for _ in 0..10_000 {
             crossbeam_epoch::pin().flush();
             HANDLE.with(|h| h.pin().flush());
+            if ran.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
