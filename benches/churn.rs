@@ -36,6 +36,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rtmgr::{AddMode, Family, Ipv4, Route, RouteData, ViewSet};
 
+/// A reader's loop body: looks up a batch of keys and folds the answers.
+type Reader<'a> = &'a (dyn Fn(&[u128]) -> usize + Sync);
+
 /// Lookups between two reads of the stop flag (and, for rtmgr, between two pins).
 const READ_BATCH: usize = 256;
 
@@ -52,7 +55,7 @@ fn run(
     window: Duration,
     keys: &[u128],
     lines: usize,
-    read: &(dyn Fn(&[u128]) -> usize + Sync),
+    read: Reader<'_>,
     write: Option<&mut (dyn FnMut(usize) + Send)>,
 ) -> Outcome {
     let stop = AtomicBool::new(false);
@@ -208,8 +211,7 @@ fn main() {
             out.iter()
                 .fold(0usize, |a, d| a.wrapping_add(d.map_or(0, |d| d as *const RouteData<Ipv4> as usize)))
         };
-        let readers_of: [(&str, &(dyn Fn(&[u128]) -> usize + Sync)); 2] =
-            [("rtmgr", &read), ("rtmgr lookup_batch", &read_batch)];
+        let readers_of: [(&str, Reader<'_>); 2] = [("rtmgr", &read), ("rtmgr lookup_batch", &read_batch)];
         for (name, read) in readers_of {
             for readers in [1, 2] {
                 case(

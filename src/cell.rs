@@ -90,6 +90,23 @@ impl<T: Send + Sync + 'static> EpochCell<T> {
     }
 
     /// Replaces the value unconditionally and returns the old one's reference.
+    /// [`EpochCell::compare_swap`] that hands the replaced value's unit to the caller instead of
+    /// releasing it, so the caller decides when it is retired.
+    pub(crate) fn compare_swap_take(
+        &self,
+        current: *const Counted<T>,
+        new: Ref<T>,
+        _guard: &Guard,
+    ) -> Result<Ref<T>, Ref<T>> {
+        let new_raw = Ref::into_raw(new) as *mut Counted<T>;
+        match self.ptr.compare_exchange(current as *mut _, new_raw, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: the cell's unit of `old` moves to the caller (invariant 1).
+            Ok(old) => Ok(unsafe { Ref::from_raw(old) }),
+            // SAFETY: the exchange failed, so the unit of `new_raw` is still ours.
+            Err(_) => Err(unsafe { Ref::from_raw(new_raw) }),
+        }
+    }
+
     pub(crate) fn swap(&self, new: Ref<T>) -> Ref<T> {
         let old = self.ptr.swap(Ref::into_raw(new) as *mut _, Ordering::AcqRel);
         // SAFETY: the cell's unit of `old` moves to the caller (invariant 1).

@@ -17,9 +17,10 @@
 //!
 //! 1. A chunk is immutable once published, except for its child entries and its fallback, which
 //!    only the writer holding the forwarding table's lock stores to.
-//! 2. Every non-null leaf entry points into the `Arc<RouteData>` of one of the chunk's own
-//!    `sources`; a fallback points into one of its parent's (the parent that is published, or
-//!    the one about to be), so either is valid while the chunk that owns the `Arc` is.
+//! 2. Leaves and fallbacks point at route data borrowed from the routing tree's route sets,
+//!    which a writer retires only after the refresh that takes the pointer out of every
+//!    published chunk (`table/write.rs`, "Forwarding tables"); so a reader that loaded the
+//!    pointer under a guard may read the data until the guard is dropped.
 //! 3. A child entry, like a [`ChildSlot`], holds one unit of the counted reference to its chunk
 //!    (as [`EpochCell`] does): replacing or dropping it releases that unit, and a chunk whose
 //!    count reaches 0 is reclaimed through the epoch collector (`counted.rs`), so a reader that
@@ -30,7 +31,7 @@
 use std::ptr::NonNull;
 
 use crate::counted::{Counted, Ref};
-use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, epoch::Guard};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
 
 /// Bits of address one chunk covers.
@@ -41,12 +42,12 @@ const CHILD: usize = 1;
 
 /// The best route, in the table's view, of one prefix that ends inside a chunk.
 pub(crate) struct Source<F: Family> {
-    /// The prefix's first position (its bits inside the chunk, left-aligned in 8 bits).
-    pub(crate) pos: u8,
     /// The prefix's length inside the chunk, 1 to 8.
     pub(crate) len: u8,
-    /// Its best route's data: the pointer the leaves hold, and what keeps it alive.
-    pub(crate) data: Arc<RouteData<F>>,
+    /// The prefix's first position (its bits inside the chunk, left-aligned in 8 bits).
+    pub(crate) pos: u8,
+    /// Its best route's data, borrowed from the routing tree (invariant 2).
+    pub(crate) data: *const RouteData<F>,
 }
 
 impl<F: Family> Source<F> {
@@ -58,9 +59,11 @@ impl<F: Family> Source<F> {
 
 impl<F: Family> Clone for Source<F> {
     fn clone(&self) -> Self {
-        Source { pos: self.pos, len: self.len, data: self.data.clone() }
+        *self
     }
 }
+
+impl<F: Family> Copy for Source<F> {}
 
 /// What a lookup finds at a position of a chunk.
 pub(crate) enum Found<'g, F: Family> {
@@ -126,6 +129,20 @@ impl Runs {
     fn contains(&self, pos: usize) -> bool {
         self.words[pos / 64] & (1 << (pos % 64)) != 0
     }
+
+    /// The set positions, in order.
+    fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..4).flat_map(move |w| {
+            let mut word = self.words[w];
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let bit = word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    w * 64 + bit
+                })
+            })
+        })
+    }
 }
 
 /// One 8-bit level of the forwarding table under a fixed path (see the module docs).
@@ -137,54 +154,62 @@ pub(crate) struct Chunk<F: Family> {
     fallback: AtomicPtr<RouteData<F>>,
     entries: NonNull<AtomicUsize>,
     // What a writer rebuilds the chunk from.
-    /// The prefixes ending in this chunk and their best routes, sorted by (pos, len).
+    /// How many entries link to children.
+    child_count: u16,
+    /// The prefixes ending in this chunk and their best routes, sorted by (len, pos).
     pub(crate) sources: Vec<Source<F>>,
 }
 
-// SAFETY: the chunk owns its entries array; its raw leaf and fallback pointers point into
-// `Arc<RouteData<F>>`s kept alive by this chunk or its parent (invariant 2) and are never written
-// through; `RouteData<F>` is `Send + Sync`, so sharing or sending the chunk shares or sends only
-// what the `Arc`s and the counted child references already allow.
+// SAFETY: the chunk owns its entries array; its raw leaf and fallback pointers point at route
+// data the routing tree keeps alive (invariant 2) and are never written through; `RouteData<F>`
+// is `Send + Sync`, so sharing or sending the chunk shares or sends only what the route sets and
+// the counted child references already allow.
 unsafe impl<F: Family> Send for Chunk<F> {}
 // SAFETY: as above; all shared mutation is through atomics.
 unsafe impl<F: Family> Sync for Chunk<F> {}
 
 impl<F: Family> Chunk<F> {
-    /// Builds a chunk from its sources (sorted by (pos, len)), its children (sorted by
+    /// Builds a chunk from its sources (sorted by (len, pos)), its children (sorted by
     /// position, one at most per position) and the leaf its parent has over it. Sets each
     /// child's fallback to this chunk's leaf at the child's position: the caller must publish
-    /// the chunk (invariant 2).
+    /// the chunk.
     pub(crate) fn build(
         sources: Vec<Source<F>>,
         children: Vec<(u8, Ref<Chunk<F>>)>,
         fallback: *const RouteData<F>,
     ) -> Self {
-        // Paint shorter prefixes first so that longer ones overwrite them.
-        let mut by_len: Vec<&Source<F>> = sources.iter().collect();
-        by_len.sort_by_key(|s| s.len);
+        // Sorted by length: longer prefixes overwrite shorter ones.
         let mut painted: [*const RouteData<F>; POSITIONS] = [std::ptr::null(); POSITIONS];
-        for source in by_len {
-            painted[source.positions()].fill(Arc::as_ptr(&source.data));
+        for source in &sources {
+            painted[source.positions()].fill(source.data);
         }
-        let mut child_at: [Option<Ref<Chunk<F>>>; POSITIONS] = [const { None }; POSITIONS];
-        for (pos, child) in children {
-            child_at[pos as usize] = Some(child);
-        }
+        // Run starts: where the leaf changes, at each child and right after it.
         let mut runs = Runs::default();
-        let mut entries = Vec::new();
-        let mut after_child = false;
-        for i in 0..POSITIONS {
-            let is_child = child_at[i].is_some();
-            let starts = i == 0 || is_child || after_child || painted[i] != painted[i - 1];
-            after_child = is_child;
-            if !starts {
-                continue;
+        let mut start = |i: usize| runs.words[i / 64] |= 1 << (i % 64);
+        start(0);
+        for i in 1..POSITIONS {
+            if painted[i] != painted[i - 1] {
+                start(i);
             }
-            runs.words[i / 64] |= 1 << (i % 64);
-            let word = match child_at[i].take() {
-                Some(child) => {
+        }
+        for (pos, _) in &children {
+            start(*pos as usize);
+            if (*pos as usize) < POSITIONS - 1 {
+                start(*pos as usize + 1);
+            }
+        }
+        for w in 1..4 {
+            runs.before[w] = runs.before[w - 1] + runs.words[w - 1].count_ones() as u8;
+        }
+        let count = runs.before[3] as usize + runs.words[3].count_ones() as usize;
+        let mut entries = Vec::with_capacity(count);
+        let child_count = children.len() as u16;
+        let mut children = children.into_iter().peekable();
+        for i in runs.positions() {
+            let word = match children.next_if(|(pos, _)| *pos as usize == i) {
+                Some((_, child)) => {
                     // Stored before the chunk is published; readers of the previous parent
-                    // may see it early, which is harmless (invariant 2).
+                    // may see it early, which is harmless (both are the tree's data).
                     child.fallback.store(painted[i] as *mut _, Ordering::Release);
                     Ref::into_raw(child) as usize | CHILD
                 }
@@ -192,24 +217,22 @@ impl<F: Family> Chunk<F> {
             };
             entries.push(AtomicUsize::new(word));
         }
-        for w in 1..4 {
-            runs.before[w] = runs.before[w - 1] + runs.words[w - 1].count_ones() as u8;
-        }
-        let entry_count = entries.len() as u32;
+        debug_assert_eq!(entries.len(), count);
         let entries = Box::into_raw(entries.into_boxed_slice()) as *mut AtomicUsize;
         Chunk {
             runs,
-            entry_count,
+            entry_count: count as u32,
             fallback: AtomicPtr::new(fallback as *mut _),
             // SAFETY: `Box::into_raw` never returns null.
             entries: unsafe { NonNull::new_unchecked(entries) },
+            child_count,
             sources,
         }
     }
 
     /// Whether the chunk has neither sources nor children (its parent drops it).
     pub(crate) fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.children().next().is_none()
+        self.sources.is_empty() && self.child_count == 0
     }
 
     fn entries(&self) -> &[AtomicUsize] {
@@ -251,19 +274,14 @@ impl<F: Family> Chunk<F> {
 
     /// The leaf this chunk's own sources give `pos` (the fallback of a child there).
     pub(crate) fn painted_at(&self, pos: usize) -> *const RouteData<F> {
-        self.sources
-            .iter()
-            .filter(|s| s.positions().contains(&pos))
-            .max_by_key(|s| s.len)
-            .map_or(std::ptr::null(), |s| Arc::as_ptr(&s.data))
+        // Sorted by length: the last one that covers `pos` is the longest.
+        self.sources.iter().rev().find(|s| s.positions().contains(&pos)).map_or(std::ptr::null(), |s| s.data)
     }
 
     /// The child entries with their positions.
     fn children(&self) -> impl Iterator<Item = (usize, &AtomicUsize)> {
-        (0..POSITIONS)
-            .filter(|&i| self.runs.contains(i))
-            .zip(self.entries())
-            .filter(|(_, e)| e.load(Ordering::Relaxed) & CHILD != 0)
+        let entries = if self.child_count == 0 { &[][..] } else { self.entries() };
+        self.runs.positions().zip(entries).filter(|(_, e)| e.load(Ordering::Relaxed) & CHILD != 0)
     }
 
     /// The child entry at `pos`, if there is one.
@@ -325,12 +343,13 @@ mod tests {
     use super::*;
     use crate::Ipv4;
 
-    fn data(private: u64) -> Arc<RouteData<Ipv4>> {
-        Arc::new(RouteData::new(Vec::new()).private(private))
+    /// Route data that lives for the whole test run (the chunks only borrow it).
+    fn data(private: u64) -> *const RouteData<Ipv4> {
+        Box::leak(Box::new(RouteData::new(Vec::new()).private(private)))
     }
 
     fn private(ptr: *const RouteData<Ipv4>) -> Option<u64> {
-        // SAFETY: test pointers come from `Arc`s the chunks under test own.
+        // SAFETY: test data is leaked, so it lives for the whole run.
         unsafe { ptr.as_ref() }.map(|d| d.private)
     }
 
@@ -345,10 +364,10 @@ mod tests {
     fn longer_prefixes_win_and_runs_compress() {
         let guard = crate::reclaim::pin();
         let sources = vec![
-            Source { pos: 0, len: 1, data: data(1) },   // positions 0..128
-            Source { pos: 64, len: 2, data: data(2) },  // 64..128
-            Source { pos: 65, len: 8, data: data(3) },  // 65
-            Source { pos: 200, len: 8, data: data(4) }, // 200
+            Source { len: 1, pos: 0, data: data(1) },   // positions 0..128
+            Source { len: 2, pos: 64, data: data(2) },  // 64..128
+            Source { len: 8, pos: 65, data: data(3) },  // 65
+            Source { len: 8, pos: 200, data: data(4) }, // 200
         ];
         let chunk = Chunk::build(sources, Vec::new(), std::ptr::null());
         let expect = |pos: usize| match pos {
@@ -375,7 +394,7 @@ mod tests {
             (
                 p,
                 Ref::new(Chunk::build(
-                    vec![Source { pos: 0, len: 8, data: data(p as u64) }],
+                    vec![Source { len: 8, pos: 0, data: data(p as u64) }],
                     vec![],
                     std::ptr::null(),
                 )),
@@ -383,7 +402,7 @@ mod tests {
         };
         let outer = data(1000);
         let chunk = Chunk::<Ipv4>::build(
-            vec![Source { pos: 0, len: 1, data: outer.clone() }],
+            vec![Source { len: 1, pos: 0, data: outer }],
             vec![child(3), child(64), child(255)],
             std::ptr::null(),
         );

@@ -31,12 +31,14 @@
 //!
 //! # Invariants
 //!
-//! 1. Root leaves point into the `Arc<RouteData>`s of the writer's `root_sources`; chunk leaves
-//!    into their chunk's sources (chunk.rs invariant 2).
-//! 2. An `Arc` that a published leaf may point to is released only through the epoch collector
-//!    (wrapped in a counted object and retired, or owned by a chunk, which is retired), and only
-//!    after the leaf no longer points to it, so a reader that loaded the pointer under a guard
-//!    may read the route data until the guard is dropped.
+//! 1. Leaves (root slots, chunk leaves, fallbacks) point at route data borrowed from the
+//!    routing tree's route sets, not counted: a writer retires a replaced route set only after
+//!    its refresh has taken every pointer into it out of the published table (see
+//!    `table/write.rs`, "Forwarding tables"), and retirement goes through the epoch collector.
+//!    So a reader that loaded a leaf under a guard may read the route data until the guard is
+//!    dropped; and a chunk rebuild copies plain pointers, with no count to touch.
+//! 2. Chunks are counted objects, each link holding one unit (chunk.rs invariant 3), retired
+//!    through the epoch collector when their last link goes.
 //! 3. Only the holder of `writer` stores to root slots and child slots.
 
 mod chunk;
@@ -46,7 +48,7 @@ use std::collections::HashMap;
 use chunk::{ChildSlot, Chunk, Found, STRIDE, Source};
 
 use crate::counted::Ref;
-use crate::sync::{Arc, AtomicPtr, Mutex, Ordering, epoch::Guard};
+use crate::sync::{AtomicPtr, Mutex, Ordering, epoch::Guard};
 use crate::{Family, RouteData, ViewSet};
 
 /// Bits of address the root array covers. Smaller in the model-checking and miri builds, where
@@ -68,7 +70,7 @@ struct RootSlot<F: Family> {
 /// What only the writer holding the lock touches.
 struct Writer<F: Family> {
     /// Best routes of the prefixes of length `0..=ROOT_BITS`, by (key, length).
-    root_sources: HashMap<(u128, u8), Arc<RouteData<F>>>,
+    root_sources: HashMap<(u128, u8), *const RouteData<F>>,
     /// The length of the source painted in each root slot, [`NO_SOURCE`] if none.
     root_lens: Box<[u8]>,
 }
@@ -178,8 +180,8 @@ impl<F: Family> Fib<F> {
             base += STRIDE;
         }
         // SAFETY: `best` was read under `guard` from a root slot or a chunk reachable from the
-        // root after `guard` was pinned; by invariants 1–2 its `Arc` is released only through
-        // the epoch collector, after `guard` is dropped.
+        // root after `guard` was pinned; by invariant 1 the route data it points at is retired
+        // only through the epoch collector, after `guard` is dropped.
         unsafe { best.as_ref() }
     }
 
@@ -272,14 +274,19 @@ impl<F: Family> Fib<F> {
             base += STRIDE;
         }
         // SAFETY: as in `lookup_portable`: each pointer was read under `guard` from a root slot
-        // or a chunk reachable from the root after `guard` was pinned (invariants 1–2).
+        // or a chunk reachable from the root after `guard` was pinned (invariant 1).
         out.extend(best[..n].iter().map(|&b| unsafe { b.as_ref() }));
     }
 
     /// Brings the entry of the prefix (`key`, `len`) up to date: takes the lock, asks `best` for
     /// the prefix's current best route in this view (reading the routing tree under the lock is
     /// what makes concurrent refreshes converge, see the module docs) and stores it.
-    pub(crate) fn refresh(&self, key: u128, len: u8, best: impl FnOnce(&Guard) -> Option<Arc<RouteData<F>>>) {
+    pub(crate) fn refresh(
+        &self,
+        key: u128,
+        len: u8,
+        best: impl FnOnce(&Guard) -> Option<*const RouteData<F>>,
+    ) {
         // A panic inside a rebuild leaves the structure valid (every store publishes a complete
         // chunk), so a poisoned lock is still usable.
         let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -301,43 +308,38 @@ impl<F: Family> Fib<F> {
 
     /// Sets a prefix of length `0..=ROOT_BITS` and repaints the root slots it covers where it is
     /// (or, removed, was) the longest source.
-    fn set_root(&self, writer: &mut Writer<F>, key: u128, len: u32, data: Option<Arc<RouteData<F>>>) {
+    fn set_root(&self, writer: &mut Writer<F>, key: u128, len: u32, data: Option<*const RouteData<F>>) {
         let Writer { root_sources: sources, root_lens } = writer;
-        let old = match &data {
-            Some(d) => sources.insert((key, len as u8), d.clone()),
+        let old = match data {
+            Some(d) => sources.insert((key, len as u8), d),
             None => sources.remove(&(key, len as u8)),
         };
-        match (&old, &data) {
-            (None, None) => return,
-            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => return,
-            _ => {}
+        if old == data {
+            return;
         }
         // Added or changed: it wins wherever nothing longer is painted. Removed: where it was
         // painted, the longest shorter source over it takes over — the same for every slot.
-        let (from, to) = match &data {
-            Some(d) => (len as u8, Some((len as u8, d))),
+        let to = match data {
+            Some(d) => Some((len as u8, d)),
             None => {
-                let outer =
-                    (0..len).rev().find_map(|l| sources.get(&(key & mask(l), l as u8)).map(|d| (l as u8, d)));
-                (len as u8, outer)
+                (0..len).rev().find_map(|l| sources.get(&(key & mask(l), l as u8)).map(|&d| (l as u8, d)))
             }
         };
-        let ptr = to.map_or(std::ptr::null_mut(), |(_, d)| Arc::as_ptr(d) as *mut RouteData<F>);
+        let ptr = to.map_or(std::ptr::null_mut(), |(_, d)| d as *mut RouteData<F>);
         let painted = to.map_or(NO_SOURCE, |(l, _)| l);
         let first = (key >> (128 - ROOT_BITS)) as usize;
         for index in first..first + (1usize << (ROOT_BITS - len)) {
             let current = root_lens[index];
-            let replace =
-                if data.is_some() { current == NO_SOURCE || current <= from } else { current == from };
+            let replace = if data.is_some() {
+                current == NO_SOURCE || current <= len as u8
+            } else {
+                current == len as u8
+            };
             if replace {
                 root_lens[index] = painted;
                 // Release publishes the route data to readers (Acquire in `lookup`).
                 self.root[index].leaf.store(ptr, Ordering::Release);
             }
-        }
-        if let Some(old) = old {
-            // Readers may still hold the old pointer: release it through the epoch (invariant 2).
-            drop(Ref::new(old));
         }
     }
 
@@ -350,7 +352,7 @@ impl<F: Family> Fib<F> {
         base: u32,
         key: u128,
         len: u32,
-        data: Option<Arc<RouteData<F>>>,
+        data: Option<*const RouteData<F>>,
         fallback: *const RouteData<F>,
         guard: &Guard,
     ) -> Change<F> {
@@ -360,12 +362,12 @@ impl<F: Family> Fib<F> {
         if len <= base + STRIDE {
             let mut sources = sources();
             let rel = (len - base) as u8;
-            let found = sources.binary_search_by_key(&(pos as u8, rel), |s| (s.pos, s.len));
+            let found = sources.binary_search_by_key(&(rel, pos as u8), |s| (s.len, s.pos));
             match (found, data) {
-                (Ok(i), Some(d)) if Arc::ptr_eq(&sources[i].data, &d) => return Change::Unchanged,
+                (Ok(i), Some(d)) if sources[i].data == d => return Change::Unchanged,
                 (Ok(i), Some(d)) => sources[i].data = d,
                 (Ok(i), None) => drop(sources.remove(i)),
-                (Err(i), Some(d)) => sources.insert(i, Source { pos: pos as u8, len: rel, data: d }),
+                (Err(i), Some(d)) => sources.insert(i, Source { len: rel, pos: pos as u8, data: d }),
                 (Err(_), None) => return Change::Unchanged,
             }
             return Change::rebuilt(Chunk::build(sources, children(), fallback));
@@ -415,18 +417,9 @@ impl<F: Family> Change<F> {
     }
 }
 
-impl<F: Family> Drop for Fib<F> {
-    fn drop(&mut self) {
-        // Readers may still hold leaf pointers under their guards (a lookup's answer borrows the
-        // guard, not the table): release the root sources through the epoch (invariant 2). The
-        // child slots release their chunks the same way when the root array drops.
-        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sources = std::mem::take(&mut writer.root_sources);
-        if !sources.is_empty() {
-            drop(Ref::new(sources));
-        }
-    }
-}
+// SAFETY: the writer state's raw pointers are route data borrowed from the routing tree
+// (invariant 1), only compared and copied under the lock, never read through.
+unsafe impl<F: Family> Send for Writer<F> {}
 
 #[cfg(all(test, not(loom)))]
 mod tests;

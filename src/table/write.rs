@@ -15,7 +15,7 @@ use crate::counted::Ref;
 use crate::sync::{Ordering, epoch};
 use crate::table::TableInner;
 use crate::table::objects::{DestObj, RouteEntry, RouteSet};
-use crate::{Error, Family, Prefix, Selector};
+use crate::{Error, Family, Selector};
 
 /// What a successful change of a route set did.
 pub(crate) struct SetChange {
@@ -66,10 +66,13 @@ impl<F: Family> TableInner<F> {
             let new = if routes.is_empty() { RouteSet::removed() } else { RouteSet::new(routes) };
             let best_changed = current.best_differs(&new);
             let removed = new.removed;
-            if dest.routes.compare_swap(current_raw, Ref::new(new), &guard).is_ok() {
+            if let Ok(replaced) = dest.routes.compare_swap_take(current_raw, Ref::new(new), &guard) {
                 if best_changed {
-                    self.refresh_forwarding(dest.prefix);
+                    self.refresh_forwarding(dest);
                 }
+                // Only now may the replaced set (and the route data the forwarding tables may
+                // have pointed into) be retired: see "Forwarding tables" above.
+                drop(replaced);
                 if removed {
                     self.dest_count.fetch_sub(1, Ordering::Relaxed);
                     if unlink == Unlink::Now {
@@ -82,14 +85,22 @@ impl<F: Family> TableInner<F> {
         }
     }
 
-    /// Brings every compiled forwarding table up to date with `prefix`'s current best routes,
-    /// after a change that may have changed them (see `fib/mod.rs`: reading the tree under the
-    /// forwarding lock is what makes concurrent refreshes converge).
-    pub(crate) fn refresh_forwarding(&self, prefix: Prefix<F>) {
+    /// Brings every compiled forwarding table up to date with the current best routes of
+    /// `dest`'s prefix, after a change that may have changed them (see `fib/mod.rs`: reading
+    /// the current state under the forwarding lock is what makes concurrent refreshes converge).
+    pub(crate) fn refresh_forwarding(&self, dest: &DestObj<F>) {
+        let prefix = dest.prefix;
         for fib in &self.forwarding {
             fib.refresh(prefix.key(), prefix.len(), |guard| {
-                let dest = self.tree.get(prefix.key(), prefix.len(), guard)?;
-                dest.routes(guard).best(fib.view(), Selector::Best).map(|e| e.data.clone())
+                // A destination that is not leaving is still the tree's one for its prefix (it
+                // leaves the tree only after its set became the removed marker): no tree walk.
+                let set = dest.routes(guard);
+                let set = if set.removed {
+                    self.tree.get(prefix.key(), prefix.len(), guard)?.routes(guard)
+                } else {
+                    set
+                };
+                set.best(fib.view(), Selector::Best).map(|e| &*e.data as *const _)
             });
         }
     }
@@ -135,7 +146,7 @@ impl<F: Family> TableInner<F> {
         match self.tree.compare_replace(prefix.key(), prefix.len(), expected, Some(new.clone()), guard) {
             Ok(()) => {
                 self.dest_count.fetch_add(1, Ordering::Relaxed);
-                self.refresh_forwarding(prefix);
+                self.refresh_forwarding(&new);
                 Ok(())
             }
             Err(_) => Err(new),
