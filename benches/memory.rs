@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use rtmgr::{Ipv4, Ipv6};
+use rtmgr::{Ipv4, Ipv6, ViewSet};
 
 struct Counting;
 
@@ -63,8 +63,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// rtmgr as configured by default (with the unicast forwarding table), and without it.
+const RTMGR_NO_FIB: &str = "rtmgr, no forwarding table";
+
 const IMPLS_V4: &[&str] = &[
     "rtmgr",
+    RTMGR_NO_FIB,
     "prefix-trie",
     "ip_network_table",
     "iptrie RTrieMap",
@@ -75,6 +79,7 @@ const IMPLS_V4: &[&str] = &[
 ];
 const IMPLS_V6: &[&str] = &[
     "rtmgr",
+    RTMGR_NO_FIB,
     "prefix-trie",
     "ip_network_table",
     "iptrie RTrieMap",
@@ -113,8 +118,9 @@ fn one<F: BenchFamily>(file: &str, name: &str) {
     settle();
     let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss());
     let keep: Box<dyn std::any::Any> = match name {
-        "rtmgr" => {
-            let mut t = Rtmgr::<F>::load_only(&anns);
+        "rtmgr" | RTMGR_NO_FIB => {
+            let forwarding = if name == "rtmgr" { ViewSet::UNICAST } else { ViewSet::NONE };
+            let mut t = Rtmgr::<F>::load_only_into(Rtmgr::with_forwarding(forwarding), &anns);
             // The bench's own map from AS to next hop is not the table's.
             drop(std::mem::take(&mut t.hops));
             Box::new(t)
@@ -135,7 +141,7 @@ fn one<F: BenchFamily>(file: &str, name: &str) {
     };
     settle();
     let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss());
-    let dests = if name == "rtmgr" {
+    let dests = if name.starts_with("rtmgr") {
         let t = keep.downcast_ref::<Rtmgr<F>>().expect("rtmgr");
         t.table.destination_count()
     } else {

@@ -20,7 +20,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rtmgr::{
     AddMode, EntityConfig, EntityId, Family, Ipv4, Ipv6, NextHop, NextHopData, Prefix, Registration, Route,
-    RouteData, Table, ViewSet,
+    RouteData, Table, TableConfig, ViewSet,
 };
 
 // ----- configuration -------------------------------------------------------------------------
@@ -240,7 +240,13 @@ pub const ROUTES_PER_FLUSH: usize = 16;
 
 impl<F: BenchFamily> Rtmgr<F> {
     pub fn new() -> Self {
-        let table = Table::<F>::new();
+        Self::with_forwarding(TableConfig::default().forwarding)
+    }
+
+    /// A table with compiled forwarding tables for `forwarding` only (`ViewSet::NONE`: none).
+    pub fn with_forwarding(forwarding: ViewSet) -> Self {
+        let table =
+            Table::<F>::with_config(TableConfig { forwarding, ..TableConfig::default() }).expect("config");
         let reg = table
             .register(EntityConfig::new(EntityId::new(14, 0)).default_preference(170))
             .expect("register");
@@ -282,7 +288,11 @@ impl<F: BenchFamily> Rtmgr<F> {
 
     /// Loads every line without keeping the handles (the load benchmark).
     pub fn load_only(anns: &[Ann<F>]) -> Self {
-        let mut t = Self::new();
+        Self::load_only_into(Self::new(), anns)
+    }
+
+    /// [`Rtmgr::load_only`] into a table made by the caller.
+    pub fn load_only_into(mut t: Self, anns: &[Ann<F>]) -> Self {
         for chunk in anns.chunks(ROUTES_PER_FLUSH) {
             for a in chunk {
                 drop(t.announce(a));
