@@ -31,14 +31,30 @@
 use std::ptr::NonNull;
 
 use crate::counted::{Counted, Ref};
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering, epoch::Guard};
+use crate::sync::{AtomicPtr, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
 
 /// Bits of address one chunk covers.
 pub(crate) const STRIDE: u32 = 8;
 const POSITIONS: usize = 1 << STRIDE;
-/// The tag of an entry that links to a child chunk.
+/// The tag (address bit 0) of an entry that links to a child chunk.
 const CHILD: usize = 1;
+
+/// One entry: a leaf (route data, possibly null) or a tagged link to a child chunk. A pointer
+/// with its tag in the address bits (strict provenance: no integer round trips).
+pub(crate) type Entry = AtomicPtr<u8>;
+
+fn is_child(word: *mut u8) -> bool {
+    word.addr() & CHILD != 0
+}
+
+fn child_word<F: Family>(chunk: *const Counted<Chunk<F>>) -> *mut u8 {
+    (chunk as *mut u8).map_addr(|a| a | CHILD)
+}
+
+fn as_child<F: Family>(word: *mut u8) -> *const Counted<Chunk<F>> {
+    word.map_addr(|a| a & !CHILD).cast()
+}
 
 /// The best route, in the table's view, of one prefix that ends inside a chunk.
 pub(crate) struct Source<F: Family> {
@@ -152,7 +168,7 @@ pub(crate) struct Chunk<F: Family> {
     runs: Runs,
     entry_count: u32,
     fallback: AtomicPtr<RouteData<F>>,
-    entries: NonNull<AtomicUsize>,
+    entries: NonNull<Entry>,
     // What a writer rebuilds the chunk from.
     /// How many entries link to children.
     child_count: u16,
@@ -211,14 +227,14 @@ impl<F: Family> Chunk<F> {
                     // Stored before the chunk is published; readers of the previous parent
                     // may see it early, which is harmless (both are the tree's data).
                     child.fallback.store(painted[i] as *mut _, Ordering::Release);
-                    Ref::into_raw(child) as usize | CHILD
+                    child_word(Ref::into_raw(child))
                 }
-                None => painted[i] as usize,
+                None => painted[i] as *mut u8,
             };
-            entries.push(AtomicUsize::new(word));
+            entries.push(Entry::new(word));
         }
         debug_assert_eq!(entries.len(), count);
-        let entries = Box::into_raw(entries.into_boxed_slice()) as *mut AtomicUsize;
+        let entries = Box::into_raw(entries.into_boxed_slice()) as *mut Entry;
         Chunk {
             runs,
             entry_count: count as u32,
@@ -235,7 +251,7 @@ impl<F: Family> Chunk<F> {
         self.sources.is_empty() && self.child_count == 0
     }
 
-    fn entries(&self) -> &[AtomicUsize] {
+    fn entries(&self) -> &[Entry] {
         // SAFETY: `entries` and `entry_count` describe the boxed slice made in `build`, freed
         // only in `drop`.
         unsafe { std::slice::from_raw_parts(self.entries.as_ptr(), self.entry_count as usize) }
@@ -255,12 +271,12 @@ impl<F: Family> Chunk<F> {
         let index = self.runs.rank(pos) - 1;
         // SAFETY: `index < entry_count` (one entry per set bit); see `entries`.
         let word = unsafe { &*self.entries.as_ptr().add(index) }.load(Ordering::Acquire);
-        if word & CHILD == 0 {
-            Found::Leaf(word as *const RouteData<F>)
+        if !is_child(word) {
+            Found::Leaf(word.cast())
         } else {
             // SAFETY: a child entry holds a unit of its chunk (invariant 3) and was read under
             // `_guard`, so the chunk outlives the guard.
-            Found::Child(unsafe { Counted::value((word & !CHILD) as *const Counted<Chunk<F>>) })
+            Found::Child(unsafe { Counted::value(as_child(word)) })
         }
     }
 
@@ -279,15 +295,15 @@ impl<F: Family> Chunk<F> {
     }
 
     /// The child entries with their positions.
-    fn children(&self) -> impl Iterator<Item = (usize, &AtomicUsize)> {
+    fn children(&self) -> impl Iterator<Item = (usize, &Entry)> {
         let entries = if self.child_count == 0 { &[][..] } else { self.entries() };
-        self.runs.positions().zip(entries).filter(|(_, e)| e.load(Ordering::Relaxed) & CHILD != 0)
+        self.runs.positions().zip(entries).filter(|(_, e)| is_child(e.load(Ordering::Relaxed)))
     }
 
     /// The child entry at `pos`, if there is one.
-    pub(crate) fn child_entry(&self, pos: usize) -> Option<&AtomicUsize> {
+    pub(crate) fn child_entry(&self, pos: usize) -> Option<&Entry> {
         let entry = &self.entries()[self.runs.rank(pos) - 1];
-        (self.runs.contains(pos) && entry.load(Ordering::Relaxed) & CHILD != 0).then_some(entry)
+        (self.runs.contains(pos) && is_child(entry.load(Ordering::Relaxed))).then_some(entry)
     }
 
     /// Counted references to every child with its position, for a rebuild (only the writer,
@@ -295,7 +311,7 @@ impl<F: Family> Chunk<F> {
     pub(crate) fn child_refs(&self, guard: &Guard) -> Vec<(u8, Ref<Chunk<F>>)> {
         self.children()
             .map(|(pos, entry)| {
-                let raw = (entry.load(Ordering::Acquire) & !CHILD) as *const Counted<Chunk<F>>;
+                let raw = as_child::<F>(entry.load(Ordering::Acquire));
                 // SAFETY: read under `guard` from an entry that holds a unit of it (invariant 3);
                 // the writer's lock keeps the entry from being released meanwhile, so the count
                 // is not 0.
@@ -308,18 +324,18 @@ impl<F: Family> Chunk<F> {
 
 /// Replaces the child chunk of a child entry in place (the writer holds the lock) and releases
 /// the unit of the chunk it replaces.
-pub(crate) fn replace_child<F: Family>(entry: &AtomicUsize, chunk: Chunk<F>) {
-    let new = Ref::into_raw(Ref::new(chunk)) as usize | CHILD;
+pub(crate) fn replace_child<F: Family>(entry: &Entry, chunk: Chunk<F>) {
+    let new = child_word(Ref::into_raw(Ref::new(chunk)));
     // Release publishes the chunk (Acquire in `find`).
     let old = entry.swap(new, Ordering::AcqRel);
-    debug_assert!(old & CHILD != 0, "replace_child on a leaf entry");
+    debug_assert!(is_child(old), "replace_child on a leaf entry");
     // SAFETY: the entry's unit of the old chunk moves to us (invariant 3).
-    drop(unsafe { Ref::from_raw((old & !CHILD) as *const Counted<Chunk<F>>) });
+    drop(unsafe { Ref::from_raw(as_child::<F>(old)) });
 }
 
 /// The child chunk an entry links to, as the writer sees it.
-pub(crate) fn entry_child<'g, F: Family>(entry: &AtomicUsize, _guard: &'g Guard) -> &'g Chunk<F> {
-    let raw = (entry.load(Ordering::Acquire) & !CHILD) as *const Counted<Chunk<F>>;
+pub(crate) fn entry_child<'g, F: Family>(entry: &Entry, _guard: &'g Guard) -> &'g Chunk<F> {
+    let raw = as_child::<F>(entry.load(Ordering::Acquire));
     // SAFETY: the entry holds a unit of the chunk (invariant 3), read under `_guard`.
     unsafe { Counted::value(raw) }
 }
@@ -327,7 +343,7 @@ pub(crate) fn entry_child<'g, F: Family>(entry: &AtomicUsize, _guard: &'g Guard)
 impl<F: Family> Drop for Chunk<F> {
     fn drop(&mut self) {
         for (_, entry) in self.children() {
-            let raw = (entry.load(Ordering::Relaxed) & !CHILD) as *const Counted<Chunk<F>>;
+            let raw = as_child::<F>(entry.load(Ordering::Relaxed));
             // SAFETY: the entry's unit moves to this `Ref`, released through the epoch protocol
             // (invariant 3); the chunk is being destroyed, so nobody reads the entry again.
             drop(unsafe { Ref::from_raw(raw) });
