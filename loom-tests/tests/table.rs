@@ -74,18 +74,15 @@ fn deregistration_races_route_reference() {
             let table = table.clone();
             thread::spawn(move || match table.exact(prefix(), ViewSet::UNICAST, Selector::Best) {
                 Ok(found) => {
-                    // `found.route` should always be `Some` here (the destination was returned
-                    // because it had a route in the views), but `Table::exact` reads the route set
-                    // twice, and the sweep may empty it in between: a known defect of the query
-                    // (reported; see docs/VERIFICATION.md), not of the handle protocol modelled
-                    // here, so it is tolerated.
-                    if let Some(info) = found.route {
-                        let taken: Route<Ipv4> = info.route.clone();
-                        drop(info);
-                        assert_eq!(taken.prefix(), prefix());
-                        assert_eq!(taken.owner().id(), EntityId::new(1, 0));
-                        drop(taken);
-                    }
+                    // The destination was returned because it had a route in the views, judged
+                    // from the same read of its route set as the route reported (`dest_match`):
+                    // the route is there.
+                    let info = found.route.expect("a destination found with a route in the views reports it");
+                    let taken: Route<Ipv4> = info.route.clone();
+                    drop(info);
+                    assert_eq!(taken.prefix(), prefix());
+                    assert_eq!(taken.owner().id(), EntityId::new(1, 0));
+                    drop(taken);
                     assert_eq!(found.destination.prefix(), prefix());
                 }
                 Err(e) => assert_eq!(e, Error::NotFound),
