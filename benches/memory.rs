@@ -64,7 +64,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// rtmgr as configured by default (with the unicast forwarding table), and without it.
-const RTMGR_NO_FIB: &str = "rtmgr, no forwarding table";
+const RTMGR_NO_FIB: &str = "rtmgr without forwarding table";
 
 const IMPLS_V4: &[&str] = &[
     "rtmgr",

@@ -357,7 +357,12 @@ impl<F: Family> Fib<F> {
         guard: &Guard,
     ) -> Change<F> {
         let pos = position(key, base);
-        let sources = || current.map_or_else(Vec::new, |c| c.sources.clone());
+        // Room for one more, so that an insertion does not double the copy's capacity.
+        let sources = || {
+            let mut copy = Vec::with_capacity(current.map_or(0, |c| c.sources.len()) + 1);
+            copy.extend_from_slice(current.map_or(&[][..], |c| &c.sources));
+            copy
+        };
         let children = || current.map_or_else(Vec::new, |c| c.child_refs(guard));
         if len <= base + STRIDE {
             let mut sources = sources();
