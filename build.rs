@@ -10,7 +10,7 @@
 
 use std::env;
 
-const MUTANTS: [&str; 3] = ["plain_increment", "free_immediately", "relaxed_release"];
+const MUTANTS: [&str; 4] = ["plain_increment", "free_immediately", "relaxed_release", "stale_refresh"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

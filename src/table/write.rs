@@ -91,18 +91,40 @@ impl<F: Family> TableInner<F> {
     pub(crate) fn refresh_forwarding(&self, dest: &DestObj<F>) {
         let prefix = dest.prefix;
         for fib in &self.forwarding {
+            // The planted bug of the loom mutant check: the best route read before the lock is
+            // taken, so a concurrent writer's refresh may run in between and be overwritten
+            // with a stale route (and one whose route set may be retired meanwhile).
+            #[cfg(rtmgr_mutant = "stale_refresh")]
+            let early = self.current_best(fib, dest, &crate::reclaim::pin());
             fib.refresh(prefix.key(), prefix.len(), |guard| {
-                // A destination that is not leaving is still the tree's one for its prefix (it
-                // leaves the tree only after its set became the removed marker): no tree walk.
-                let set = dest.routes(guard);
-                let set = if set.removed {
-                    self.tree.get(prefix.key(), prefix.len(), guard)?.routes(guard)
-                } else {
-                    set
-                };
-                set.best(fib.view(), Selector::Best).map(|e| &*e.data as *const _)
+                #[cfg(rtmgr_mutant = "stale_refresh")]
+                {
+                    let _ = guard;
+                    return early;
+                }
+                #[allow(unreachable_code)]
+                self.current_best(fib, dest, guard)
             });
         }
+    }
+
+    /// The best route's data of `dest`'s prefix in `fib`'s view, as the tree holds it now.
+    fn current_best(
+        &self,
+        fib: &crate::fib::Fib<F>,
+        dest: &DestObj<F>,
+        guard: &epoch::Guard,
+    ) -> Option<*const crate::RouteData<F>> {
+        // A destination that is not leaving is still the tree's one for its prefix (it leaves
+        // the tree only after its set became the removed marker): no tree walk.
+        let set = dest.routes(guard);
+        let set = if set.removed {
+            let prefix = dest.prefix;
+            self.tree.get(prefix.key(), prefix.len(), guard)?.routes(guard)
+        } else {
+            set
+        };
+        set.best(fib.view(), Selector::Best).map(|e| &*e.data as *const _)
     }
 
     /// Takes every destination whose set is the removed marker out of the tree in one new
