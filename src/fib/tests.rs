@@ -39,7 +39,8 @@ fn run<F: Family>(seed: u64, ops: usize) {
         .filter(|&l| l <= bits)
         .collect();
     let base: u128 = rng.random();
-    let prefixes: Vec<(u128, u8)> = (0..48)
+    let pool = if cfg!(miri) { 12 } else { 48 };
+    let prefixes: Vec<(u128, u8)> = (0..pool)
         .map(|_| {
             let len = lengths[rng.random_range(0..lengths.len())];
             // Mostly under one common /12 so that the prefixes nest and share chunks.
@@ -84,22 +85,24 @@ fn run<F: Family>(seed: u64, ops: usize) {
     );
 }
 
+/// Operations per seed. Interpreted (miri), an IPv6 operation on a /127 rebuilds a chain of
+/// 15 chunks: far fewer there.
 #[cfg(not(miri))]
-const OPS: usize = 2_000;
+const OPS: [usize; 2] = [2_000, 2_000];
 #[cfg(miri)]
-const OPS: usize = 60;
+const OPS: [usize; 2] = [60, 8];
 
 #[test]
 fn ipv4_matches_the_reference() {
     for seed in 0..if cfg!(miri) { 1 } else { 20 } {
-        run::<Ipv4>(seed, OPS);
+        run::<Ipv4>(seed, OPS[0]);
     }
 }
 
 #[test]
 fn ipv6_matches_the_reference() {
     for seed in 0..if cfg!(miri) { 1 } else { 20 } {
-        run::<Ipv6>(seed, OPS);
+        run::<Ipv6>(seed, OPS[1]);
     }
 }
 
