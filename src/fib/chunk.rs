@@ -359,13 +359,21 @@ mod tests {
     use super::*;
     use crate::Ipv4;
 
-    /// Route data that lives for the whole test run (the chunks only borrow it).
-    fn data(private: u64) -> *const RouteData<Ipv4> {
-        Box::leak(Box::new(RouteData::new(Vec::new()).private(private)))
+    /// Route data for a test, owned here (chunks only borrow it) and freed with the store.
+    /// Boxed so that the pointers handed out stay put when the vector grows.
+    #[derive(Default)]
+    #[allow(clippy::vec_box)]
+    struct Store(Vec<Box<RouteData<Ipv4>>>);
+
+    impl Store {
+        fn data(&mut self, private: u64) -> *const RouteData<Ipv4> {
+            self.0.push(Box::new(RouteData::new(Vec::new()).private(private)));
+            &**self.0.last().expect("just pushed")
+        }
     }
 
     fn private(ptr: *const RouteData<Ipv4>) -> Option<u64> {
-        // SAFETY: test data is leaked, so it lives for the whole run.
+        // SAFETY: test data lives in the test's `Store`, dropped after the chunks.
         unsafe { ptr.as_ref() }.map(|d| d.private)
     }
 
@@ -379,11 +387,12 @@ mod tests {
     #[test]
     fn longer_prefixes_win_and_runs_compress() {
         let guard = crate::reclaim::pin();
+        let mut store = Store::default();
         let sources = vec![
-            Source { len: 1, pos: 0, data: data(1) },   // positions 0..128
-            Source { len: 2, pos: 64, data: data(2) },  // 64..128
-            Source { len: 8, pos: 65, data: data(3) },  // 65
-            Source { len: 8, pos: 200, data: data(4) }, // 200
+            Source { len: 1, pos: 0, data: store.data(1) }, // positions 0..128
+            Source { len: 2, pos: 64, data: store.data(2) }, // 64..128
+            Source { len: 8, pos: 65, data: store.data(3) }, // 65
+            Source { len: 8, pos: 200, data: store.data(4) }, // 200
         ];
         let chunk = Chunk::build(sources, Vec::new(), std::ptr::null());
         let expect = |pos: usize| match pos {
@@ -406,22 +415,15 @@ mod tests {
     #[test]
     fn children_are_found_by_rank_and_get_their_fallback() {
         let guard = crate::reclaim::pin();
-        let child = |p| {
-            (
-                p,
-                Ref::new(Chunk::build(
-                    vec![Source { len: 8, pos: 0, data: data(p as u64) }],
-                    vec![],
-                    std::ptr::null(),
-                )),
-            )
+        let mut store = Store::default();
+        let mut child = |p: u8| {
+            let data = store.data(p as u64);
+            (p, Ref::new(Chunk::build(vec![Source { len: 8, pos: 0, data }], vec![], std::ptr::null())))
         };
-        let outer = data(1000);
-        let chunk = Chunk::<Ipv4>::build(
-            vec![Source { len: 1, pos: 0, data: outer }],
-            vec![child(3), child(64), child(255)],
-            std::ptr::null(),
-        );
+        let children = vec![child(3), child(64), child(255)];
+        let outer = store.data(1000);
+        let chunk =
+            Chunk::<Ipv4>::build(vec![Source { len: 1, pos: 0, data: outer }], children, std::ptr::null());
         for pos in 0..POSITIONS {
             match chunk.find(pos, &guard) {
                 Found::Child(c) => {
