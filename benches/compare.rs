@@ -162,6 +162,23 @@ fn fold_rtmgr<F: BenchFamily>(t: &Rtmgr<F>, keys: &[u128]) -> usize {
     keys.iter().fold(0usize, |acc, &k| acc.wrapping_add(rtmgr_probe(&t.table, k, &guard)))
 }
 
+/// rtmgr's three LPM cases on one workload: `lookup_data` one by one, `lookup_batch` (first
+/// checked to answer like `lookup_data`) and the tree walk.
+fn rtmgr_lpm_cases<F: BenchFamily>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    group: &str,
+    keys: &[u128],
+    rt: &Rtmgr<F>,
+) {
+    lpm_case(g, "rtmgr", keys, |ks| fold_rtmgr(rt, ks));
+    let addrs: Vec<F::Addr> = keys.iter().map(|&k| F::addr(k)).collect();
+    let checked = &keys[..CHECKED];
+    let batched = fold_rtmgr_batch(rt, keys, &addrs, checked);
+    assert_eq!(batched, fold_rtmgr(rt, checked), "{group}: lookup_batch answers differ from lookup");
+    lpm_case(g, "rtmgr lookup_batch", keys, |ks| fold_rtmgr_batch(rt, keys, &addrs, ks));
+    lpm_case(g, "rtmgr tree walk", keys, |ks| fold_rtmgr_tree(rt, ks));
+}
+
 /// Checks that every implementation answers like the first one; panics otherwise.
 fn cross_check(what: &str, keys: &[u128], impls: &[&dyn Lpm]) {
     let keys = &keys[..CHECKED.min(keys.len())];
@@ -213,13 +230,7 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         cross_check(group, &keys, &all);
         let mut g = c.benchmark_group(group);
         lpm_case(&mut g, "DIR-24-8 array", &keys, |ks| fold(&dir, ks));
-        lpm_case(&mut g, "rtmgr", &keys, |ks| fold_rtmgr(&rt, ks));
-        let addrs: Vec<_> = keys.iter().map(|&k| Ipv4::addr(k)).collect();
-        let checked = &keys[..CHECKED];
-        let batched = fold_rtmgr_batch(&rt, &keys, &addrs, checked);
-        assert_eq!(batched, fold_rtmgr(&rt, checked), "{group}: lookup_batch answers differ from lookup");
-        lpm_case(&mut g, "rtmgr lookup_batch", &keys, |ks| fold_rtmgr_batch(&rt, &keys, &addrs, ks));
-        lpm_case(&mut g, "rtmgr tree walk", &keys, |ks| fold_rtmgr_tree(&rt, ks));
+        rtmgr_lpm_cases(&mut g, group, &keys, &rt);
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
         lpm_case(&mut g, "iptrie RTrieMap", &keys, |ks| fold(&rtrie, ks));
@@ -332,13 +343,7 @@ fn ipv6(c: &mut Criterion, loads: &mut Vec<String>) {
     ] {
         cross_check(group, &keys, &all);
         let mut g = c.benchmark_group(group);
-        lpm_case(&mut g, "rtmgr", &keys, |ks| fold_rtmgr(&rt, ks));
-        let addrs: Vec<_> = keys.iter().map(|&k| Ipv6::addr(k)).collect();
-        let checked = &keys[..CHECKED];
-        let batched = fold_rtmgr_batch(&rt, &keys, &addrs, checked);
-        assert_eq!(batched, fold_rtmgr(&rt, checked), "{group}: lookup_batch answers differ from lookup");
-        lpm_case(&mut g, "rtmgr lookup_batch", &keys, |ks| fold_rtmgr_batch(&rt, &keys, &addrs, ks));
-        lpm_case(&mut g, "rtmgr tree walk", &keys, |ks| fold_rtmgr_tree(&rt, ks));
+        rtmgr_lpm_cases(&mut g, group, &keys, &rt);
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
         lpm_case(&mut g, "iptrie RTrieMap", &keys, |ks| fold(&rtrie, ks));

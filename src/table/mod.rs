@@ -106,6 +106,14 @@ impl<F: Family> Default for Table<F> {
     }
 }
 
+impl<F: Family> TableInner<F> {
+    /// The compiled forwarding table of exactly `view`, if the table keeps one.
+    #[inline]
+    pub(crate) fn forwarding(&self, view: ViewSet) -> Option<&Fib<F>> {
+        self.forwarding.iter().find(|fib| fib.view() == view)
+    }
+}
+
 impl<F: Family> Table<F> {
     /// An empty table with the default [`TableConfig`].
     ///

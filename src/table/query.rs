@@ -423,7 +423,7 @@ impl<F: Family> Table<F> {
         view: ViewSet,
         guard: &'g Guard,
     ) -> Option<&'g crate::RouteData<F>> {
-        if let Some(fib) = self.inner.forwarding.iter().find(|fib| fib.view() == view) {
+        if let Some(fib) = self.inner.forwarding(view) {
             return fib.lookup(F::key(addr), guard);
         }
         self.lookup_route(addr, view, guard).map(|(_, data)| data)
@@ -456,9 +456,9 @@ impl<F: Family> Table<F> {
         guard: &'g Guard,
         out: &mut Vec<Option<&'g crate::RouteData<F>>>,
     ) {
-        match self.inner.forwarding.iter().find(|fib| fib.view() == view) {
+        out.clear();
+        match self.inner.forwarding(view) {
             Some(fib) => {
-                out.clear();
                 // Keys in stack-sized groups: no allocation.
                 let mut keys = [0u128; 256];
                 for group in addrs.chunks(keys.len()) {
@@ -469,7 +469,6 @@ impl<F: Family> Table<F> {
                 }
             }
             None => {
-                out.clear();
                 out.extend(addrs.iter().map(|&a| self.lookup_data(a, view, guard)));
             }
         }
