@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use rtmgr::{DestOptions, Family, Ipv4, Ipv6, RouteData, Selector, ViewSet};
+use rtmgr::{DestOptions, Family, ForwardingLayout, Ipv4, Ipv6, RouteData, Selector, TableConfig, ViewSet};
 
 /// Lookups per criterion iteration.
 const BATCH: usize = 1024;
@@ -169,6 +169,7 @@ fn rtmgr_lpm_cases<F: BenchFamily>(
     group: &str,
     keys: &[u128],
     rt: &Rtmgr<F>,
+    compact: Option<&Rtmgr<F>>,
 ) {
     lpm_case(g, "rtmgr", keys, |ks| fold_rtmgr(rt, ks));
     let addrs: Vec<F::Addr> = keys.iter().map(|&k| F::addr(k)).collect();
@@ -176,6 +177,12 @@ fn rtmgr_lpm_cases<F: BenchFamily>(
     let batched = fold_rtmgr_batch(rt, keys, &addrs, checked);
     assert_eq!(batched, fold_rtmgr(rt, checked), "{group}: lookup_batch answers differ from lookup");
     lpm_case(g, "rtmgr lookup_batch", keys, |ks| fold_rtmgr_batch(rt, keys, &addrs, ks));
+    if let Some(compact) = compact {
+        // The same table in the compact forwarding layout (IPv4 only: IPv6 always has it),
+        // cross-checked with the others by the caller.
+        lpm_case(g, "rtmgr compact", keys, |ks| fold_rtmgr(compact, ks));
+        lpm_case(g, "rtmgr compact lookup_batch", keys, |ks| fold_rtmgr_batch(compact, keys, &addrs, ks));
+    }
     lpm_case(g, "rtmgr tree walk", keys, |ks| fold_rtmgr_tree(rt, ks));
 }
 
@@ -198,6 +205,11 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         let r = &mut *loads;
         if selected("ipv4_load") {
             load_case(r, "ipv4", "rtmgr", n, || Rtmgr::<Ipv4>::load_only(&anns));
+            let compact =
+                TableConfig { forwarding_layout: ForwardingLayout::Compact, ..TableConfig::default() };
+            load_case(r, "ipv4", "rtmgr compact forwarding", n, || {
+                Rtmgr::<Ipv4>::load_only_into(Rtmgr::with_config(compact), &anns)
+            });
             load_case(r, "ipv4", "prefix-trie", n, || load_peer::<PrefixTrie4, _>(&anns));
             load_case(r, "ipv4", "ip_network_table", n, || load_peer::<IpNetworkTable4, _>(&anns));
             load_case(r, "ipv4", "iptrie RTrieMap", n, || load_peer::<IpTrie4, _>(&anns));
@@ -215,6 +227,9 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
 
     // ----- longest match on one thread
     let rt = Rtmgr::<Ipv4>::load(&anns);
+    let compact_config =
+        TableConfig { forwarding_layout: ForwardingLayout::Compact, ..TableConfig::default() };
+    let rt_compact = Rtmgr::<Ipv4>::load_only_into(Rtmgr::with_config(compact_config), &anns);
     let pt = AsLpm(load_peer::<PrefixTrie4, _>(&anns));
     let int = AsLpm(load_peer::<IpNetworkTable4, _>(&anns));
     let rtrie = AsLpm(load_peer::<IpTrie4, _>(&anns));
@@ -222,7 +237,7 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
     let pop = AsLpm(Poptrie4::build(&anns));
     let rot = RotondaLpm::<Ipv4>(Rotonda::load(&anns), PhantomData);
     let dir = Dir248::build(&anns);
-    let all: [&dyn Lpm; 8] = [&dir, &rt, &pt, &int, &rtrie, &lctrie, &pop, &rot];
+    let all: [&dyn Lpm; 9] = [&dir, &rt, &rt_compact, &pt, &int, &rtrie, &lctrie, &pop, &rot];
     for (group, keys) in [
         ("ipv4_lpm_inside", addresses_inside(&anns, KEYS, 1)),
         ("ipv4_lpm_uniform", addresses_uniform::<Ipv4>(KEYS, 2)),
@@ -230,7 +245,7 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         cross_check(group, &keys, &all);
         let mut g = c.benchmark_group(group);
         lpm_case(&mut g, "DIR-24-8 array", &keys, |ks| fold(&dir, ks));
-        rtmgr_lpm_cases(&mut g, group, &keys, &rt);
+        rtmgr_lpm_cases(&mut g, group, &keys, &rt, Some(&rt_compact));
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
         lpm_case(&mut g, "iptrie RTrieMap", &keys, |ks| fold(&rtrie, ks));
@@ -239,7 +254,7 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         lpm_case(&mut g, "rotonda-store", &keys, |ks| fold(&rot, ks));
         g.finish();
     }
-    drop((pt, int, rtrie, lctrie, pop, rot, dir));
+    drop((pt, int, rtrie, lctrie, pop, rot, dir, rt_compact));
 
     // ----- handles: a counted reference taken and released, against the fast path
     {
@@ -343,7 +358,7 @@ fn ipv6(c: &mut Criterion, loads: &mut Vec<String>) {
     ] {
         cross_check(group, &keys, &all);
         let mut g = c.benchmark_group(group);
-        rtmgr_lpm_cases(&mut g, group, &keys, &rt);
+        rtmgr_lpm_cases(&mut g, group, &keys, &rt, None);
         lpm_case(&mut g, "prefix-trie", &keys, |ks| fold(&pt, ks));
         lpm_case(&mut g, "ip_network_table", &keys, |ks| fold(&int, ks));
         lpm_case(&mut g, "iptrie RTrieMap", &keys, |ks| fold(&rtrie, ks));

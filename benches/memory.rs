@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use rtmgr::{Ipv4, Ipv6, ViewSet};
+use rtmgr::{ForwardingLayout, Ipv4, Ipv6, TableConfig, ViewSet};
 
 struct Counting;
 
@@ -63,11 +63,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// rtmgr as configured by default (with the unicast forwarding table), and without it.
+/// rtmgr as configured by default (with the unicast forwarding table: the direct layout for
+/// IPv4, the compact one for IPv6), with the compact layout for IPv4, and without any.
 const RTMGR_NO_FIB: &str = "rtmgr without forwarding table";
+const RTMGR_COMPACT: &str = "rtmgr compact forwarding";
 
 const IMPLS_V4: &[&str] = &[
     "rtmgr",
+    RTMGR_COMPACT,
     RTMGR_NO_FIB,
     "prefix-trie",
     "ip_network_table",
@@ -118,9 +121,15 @@ fn one<F: BenchFamily>(file: &str, name: &str) {
     settle();
     let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss());
     let keep: Box<dyn std::any::Any> = match name {
-        "rtmgr" | RTMGR_NO_FIB => {
-            let forwarding = if name == "rtmgr" { ViewSet::UNICAST } else { ViewSet::NONE };
-            let mut t = Rtmgr::<F>::load_only_into(Rtmgr::with_forwarding(forwarding), &anns);
+        "rtmgr" | RTMGR_NO_FIB | RTMGR_COMPACT => {
+            let config = match name {
+                RTMGR_NO_FIB => TableConfig { forwarding: ViewSet::NONE, ..TableConfig::default() },
+                RTMGR_COMPACT => {
+                    TableConfig { forwarding_layout: ForwardingLayout::Compact, ..TableConfig::default() }
+                }
+                _ => TableConfig::default(),
+            };
+            let mut t = Rtmgr::<F>::load_only_into(Rtmgr::with_config(config), &anns);
             // The bench's own map from AS to next hop is not the table's.
             drop(std::mem::take(&mut t.hops));
             Box::new(t)
@@ -181,7 +190,7 @@ fn main() {
             let (heap, rss, dests) = (v[0], v[1], v[2]);
             let per = heap as f64 / prefixes as f64;
             let rss_per = rss as f64 / prefixes as f64;
-            let extra = if *name == "rtmgr" {
+            let extra = if name.starts_with("rtmgr") && *name != RTMGR_NO_FIB {
                 // The budget: 64 B per route + 32 B per destination.
                 let budget = 64 * prefixes + 32 * dests;
                 format!(

@@ -76,6 +76,7 @@ pub use enumerate::{
 };
 pub use error::Error;
 pub use family::{Family, Ipv4, Ipv6, Prefix};
+pub use fib::ForwardingLayout;
 pub use handles::{DestInfo, Destination, Entity, NextHop, Route, RouteInfo, ViewInfo};
 pub use reclaim::{collect_garbage, is_pinned};
 pub use table::objects::{NextHopData, RouteData};

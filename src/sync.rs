@@ -21,7 +21,7 @@ compile_error!("a loom build of rtmgr needs the `loom` feature (cargo test --fea
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
+    atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering, fence},
 };
 
 #[cfg(loom)]

@@ -31,9 +31,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use rtmgr::{
-    AddMode, ChangeOutcome, DestMatch, EntityConfig, EntityId, Error, Family, Ipv4, Ipv6, NextHop,
-    NextHopData, Preference, Prefix, Registration, Route, RouteData, RouteFlags, RouteInfo, RouteMatch,
-    Selector, Table, TableConfig, ViewSet,
+    AddMode, ChangeOutcome, DestMatch, EntityConfig, EntityId, Error, Family, ForwardingLayout, Ipv4, Ipv6,
+    NextHop, NextHopData, Preference, Prefix, Registration, Route, RouteData, RouteFlags, RouteInfo,
+    RouteMatch, Selector, Table, TableConfig, ViewSet,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -774,6 +774,9 @@ struct Harness<F: TestFamily> {
     routes: Vec<Route<F>>,
 }
 
+/// Which forwarding layout the next harness gets (they alternate).
+static LAYOUT_TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl<F: TestFamily> Harness<F> {
     fn new() -> Self {
         let table = Table::<F>::with_config(TableConfig {
@@ -781,6 +784,12 @@ impl<F: TestFamily> Harness<F> {
             max_batch: 16,
             // Two compiled forwarding tables, so `lookup` is checked on both paths.
             forwarding: ViewSet::UNICAST | ViewSet::MULTICAST,
+            // Both layouts, every other case (IPv6 tables are compact either way).
+            forwarding_layout: if LAYOUT_TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 0 {
+                ForwardingLayout::Direct
+            } else {
+                ForwardingLayout::Compact
+            },
         })
         .unwrap();
         let mut h = Harness {

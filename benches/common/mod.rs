@@ -245,8 +245,12 @@ impl<F: BenchFamily> Rtmgr<F> {
 
     /// A table with compiled forwarding tables for `forwarding` only (`ViewSet::NONE`: none).
     pub fn with_forwarding(forwarding: ViewSet) -> Self {
-        let table =
-            Table::<F>::with_config(TableConfig { forwarding, ..TableConfig::default() }).expect("config");
+        Self::with_config(TableConfig { forwarding, ..TableConfig::default() })
+    }
+
+    /// A table made with `config`.
+    pub fn with_config(config: TableConfig) -> Self {
+        let table = Table::<F>::with_config(config).expect("config");
         let reg = table
             .register(EntityConfig::new(EntityId::new(14, 0)).default_preference(170))
             .expect("register");

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::sync::Ordering;
 use crate::{Ipv4, Ipv6};
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ fn probe(rng: &mut StdRng, prefixes: &[(u128, u8)], bits: u8) -> u128 {
     key & mask(bits as u32)
 }
 
-fn run<F: Family>(seed: u64, ops: usize) {
+fn run<F: Family>(seed: u64, ops: usize, layout: ForwardingLayout) {
     let bits = F::BITS;
     let mut rng = StdRng::seed_from_u64(seed);
     // A small pool of prefixes, nested on purpose: lengths around every level boundary.
@@ -52,7 +53,7 @@ fn run<F: Family>(seed: u64, ops: usize) {
             (key & mask(len as u32) & mask(bits as u32), len)
         })
         .collect();
-    let fib = Fib::<F>::new(ViewSet::UNICAST);
+    let fib = Fib::<F>::new(ViewSet::UNICAST, layout);
     let mut model = Model::<F> { routes: HashMap::new(), bits };
     // The table borrows route data (the routing tree owns it): keep all of it to the end.
     let mut owned = Vec::new();
@@ -75,14 +76,24 @@ fn run<F: Family>(seed: u64, ops: usize) {
             );
         }
     }
-    // Emptying the table leaves no chunk and no root leaf.
+    // Emptying the table leaves no chunk and no leaf.
     for (key, len) in prefixes {
         fib.refresh(key, len, |_| None);
     }
-    let guard = crate::reclaim::pin();
-    assert!(
-        fib.root.iter().all(|s| s.leaf.load(Ordering::Relaxed).is_null() && s.child.load(&guard).is_none())
-    );
+    assert!(is_empty(&fib), "seed {seed}: something left after every prefix was removed");
+}
+
+fn is_empty<F: Family>(fib: &Fib<F>) -> bool {
+    match &fib.layout {
+        Layout::Compact(compact) => {
+            let guard = crate::reclaim::pin();
+            compact
+                .root
+                .iter()
+                .all(|s| s.leaf.load(Ordering::Relaxed).is_null() && s.child.load(&guard).is_none())
+        }
+        Layout::Direct(direct) => direct.is_empty(),
+    }
 }
 
 /// Operations per seed. Interpreted (miri), an IPv6 operation on a /127 rebuilds a chain of
@@ -93,30 +104,66 @@ const OPS: [usize; 2] = [2_000, 2_000];
 const OPS: [usize; 2] = [60, 8];
 
 #[test]
-fn ipv4_matches_the_reference() {
+fn ipv4_direct_matches_the_reference() {
     for seed in 0..if cfg!(miri) { 1 } else { 20 } {
-        run::<Ipv4>(seed, OPS[0]);
+        run::<Ipv4>(seed, OPS[0], ForwardingLayout::Direct);
+    }
+}
+
+#[test]
+fn ipv4_compact_matches_the_reference() {
+    for seed in 0..if cfg!(miri) { 1 } else { 20 } {
+        run::<Ipv4>(seed, OPS[0], ForwardingLayout::Compact);
     }
 }
 
 #[test]
 fn ipv6_matches_the_reference() {
     for seed in 0..if cfg!(miri) { 1 } else { 20 } {
-        run::<Ipv6>(seed, OPS[1]);
+        // The direct layout is for IPv4: an IPv6 table gets the compact one whatever it asks.
+        run::<Ipv6>(seed, OPS[1], ForwardingLayout::Direct);
     }
 }
 
 #[test]
 fn refreshing_with_the_same_route_changes_nothing() {
-    let fib = Fib::<Ipv4>::new(ViewSet::UNICAST);
+    let fib = Fib::<Ipv4>::new(ViewSet::UNICAST, ForwardingLayout::Compact);
+    let Layout::Compact(compact) = &fib.layout else { panic!("asked for the compact layout") };
     let data = RouteData::new(Vec::new()).private(7);
     let key = 0x0a01_0200u128 << 96;
     fib.refresh(key, 24, |_| Some(&data as *const _));
     let guard = crate::reclaim::pin();
-    let chunk =
-        || fib.root[(key >> (128 - ROOT_BITS)) as usize].child.load(&guard).unwrap() as *const Chunk<Ipv4>;
+    let chunk = || {
+        compact.root[(key >> (128 - compact::ROOT_BITS)) as usize].child.load(&guard).unwrap()
+            as *const chunk::Chunk<Ipv4>
+    };
     let before = chunk();
     fib.refresh(key, 24, |_| Some(&data as *const _));
     assert!(std::ptr::eq(before, chunk()), "an unchanged route must not rebuild its chunk");
     assert_eq!(fib.lookup(key | 5 << 96, &guard).map(|d| d.private), Some(7));
+}
+
+#[test]
+fn direct_new_best_route_of_a_prefix_repaints_nothing() {
+    let fib = Fib::<Ipv4>::new(ViewSet::UNICAST, ForwardingLayout::Direct);
+    let Layout::Direct(direct) = &fib.layout else { panic!("asked for the direct layout") };
+    let (a, b, inner) = [1, 2, 3].map(|p| RouteData::<Ipv4>::new(Vec::new()).private(p)).into();
+    let key = 0x0a01_0200u128 << 96;
+    let inside = key | 0x40 << 96;
+    fib.refresh(key, 24, |_| Some(&a as *const _));
+    fib.refresh(inside, 28, |_| Some(&inner as *const _));
+    let entries = |k: u128| direct.entry_for_test(k);
+    let before = (entries(key), entries(inside));
+    fib.refresh(key, 24, |_| Some(&b as *const _));
+    assert_eq!((entries(key), entries(inside)), before, "a new route of the /24 must keep its entries");
+    let guard = crate::reclaim::pin();
+    let answer = |k: u128| fib.lookup(k, &guard).map(|d| d.private);
+    assert_eq!((answer(key), answer(inside), answer(key | 0x80 << 96)), (Some(2), Some(3), Some(2)));
+    // Removing the /28 drops its chunk: the /24's entry is a leaf again.
+    fib.refresh(inside, 28, |_| None);
+    assert_ne!(before.0 & 1 << 31, 0, "the /24's entry linked a chunk");
+    assert_eq!(entries(key) & 1 << 31, 0, "the chunk is gone");
+    assert_eq!(answer(inside), Some(2));
+    fib.refresh(key, 24, |_| None);
+    assert!(direct.is_empty());
 }

@@ -12,7 +12,7 @@ pub use registration::{AddMode, ChangeOutcome, EntityConfig, Profile, Registrati
 
 use crate::cell::EpochCell;
 use crate::counted::Ref;
-use crate::fib::Fib;
+use crate::fib::{Fib, ForwardingLayout};
 use crate::handles::Entity;
 use crate::sync::{Arc, AtomicUsize, Ordering, epoch};
 use crate::tree::Tree;
@@ -39,17 +39,26 @@ pub struct TableConfig {
     pub max_batch: usize,
     /// The views that keep a compiled forwarding table (spec §5), which [`Table::lookup`] and
     /// [`Table::lookup_data`] answer from in a few cache lines instead of walking the routing
-    /// tree. Each costs memory (measured on the real tables: 34 bytes per IPv4 prefix, 82 per
-    /// IPv6 prefix, the 1 MiB root array included) and a
-    /// rebuild of one small chunk per best-route change. Default: unicast only (none in the
-    /// loom build, whose models of the tree stay small; the forwarding table has its own).
+    /// tree. Each costs memory (see [`ForwardingLayout`]) and some work per best-route
+    /// change. Default: unicast only (none in the loom build, whose models of the tree stay
+    /// small; the forwarding table has its own).
     pub forwarding: ViewSet,
+    /// How IPv4 tables lay out their forwarding tables: [`ForwardingLayout::Direct`] (the
+    /// default: DIR-24-8, one array read per lookup, 64 MiB of address space per view) or
+    /// [`ForwardingLayout::Compact`] (a few bytes per prefix, a few times slower). IPv6 tables
+    /// always use the compact layout.
+    pub forwarding_layout: ForwardingLayout,
 }
 
 impl Default for TableConfig {
     fn default() -> Self {
         let forwarding = if cfg!(loom) { ViewSet::NONE } else { ViewSet::UNICAST };
-        TableConfig { max_next_hops: 16, max_batch: 256, forwarding }
+        TableConfig {
+            max_next_hops: 16,
+            max_batch: 256,
+            forwarding,
+            forwarding_layout: ForwardingLayout::Direct,
+        }
     }
 }
 
@@ -147,7 +156,11 @@ impl<F: Family> Table<F> {
                 entities: EpochCell::new(Ref::new(Vec::new())),
                 dest_count: AtomicUsize::new(0),
                 route_count: AtomicUsize::new(0),
-                forwarding: config.forwarding.iter().map(|v| Fib::new(ViewSet::from_bits(1 << v))).collect(),
+                forwarding: config
+                    .forwarding
+                    .iter()
+                    .map(|v| Fib::new(ViewSet::from_bits(1 << v), config.forwarding_layout))
+                    .collect(),
             }),
         }
     }

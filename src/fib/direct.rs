@@ -1,0 +1,525 @@
+//! The direct layout of an IPv4 forwarding table: DIR-24-8, as in DPDK's LPM.
+//!
+//! - **first**: one 4-byte entry per /24 (`2^FIRST_BITS` entries, 64 MiB of address space,
+//!   allocated zeroed so that only the pages under routes become resident);
+//! - **chunks**: 256 entries, one per address of the next 8 bits, for the /24s (in the miri
+//!   build, with a smaller first level, also the /16s…) that hold longer prefixes;
+//! - **leaves**: one slot per prefix with a best route in the view, holding that route's data.
+//!
+//! An entry is 0 (no route), a leaf index, or [`CHUNK`] with a chunk index. Indices, not
+//! pointers, keep the first level at 4 bytes an entry; a leaf index per *prefix* (not per route
+//! data) means that a change of a prefix's best route — the common write — stores one leaf slot
+//! and repaints nothing. Adding a prefix paints its index over the entries where nothing longer
+//! is; removing it paints its parent's index (the longest shorter prefix) where its own was.
+//!
+//! A lookup reads one first-level entry (one chunk entry more below a /24 that holds longer
+//! prefixes) and one leaf slot. Leaf and chunk slots live in segments that never move
+//! ([`Slots`]), so that readers need no lock while writers add slots.
+//!
+//! # Invariants
+//!
+//! 1. Only the holder of `writer` stores to entries, leaf slots, chunk slots and segment links.
+//! 2. An index is published (stored in an entry) only after its slot holds its value: a leaf
+//!    slot its route data, a chunk slot a fully painted chunk (Release stores, Acquire loads).
+//! 3. Route data in a leaf slot is borrowed from the routing tree's route sets, which retire it
+//!    through the epoch collector only after the refresh that took it out of the table (see
+//!    the module docs of `fib`): a reader may read it until its guard is dropped.
+//! 4. An index leaves the table (no entry holds it any more) before it is released, and it is
+//!    released — its chunk freed, the index handed back for reuse — through the epoch
+//!    collector (`reclaim::retire`). So a reader that loaded an index under a guard finds, until
+//!    the guard is dropped, its chunk alive and its slot not yet reused for another prefix.
+//! 5. Segments are allocated by the writer, linked before any index in them is published, and
+//!    freed only when the table is dropped (no reader is left then).
+
+use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+use std::collections::HashMap;
+
+use super::{LANES, prefetch};
+use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, Ordering, epoch::Guard};
+use crate::{Family, RouteData};
+
+/// Bits of address the first level covers: one entry per /24. Smaller under miri, where the
+/// 16 Mi entries would take minutes to allocate; the chunks below then nest (16 + 8 + 8).
+#[cfg(not(miri))]
+const FIRST_BITS: u32 = 24;
+#[cfg(miri)]
+const FIRST_BITS: u32 = 16;
+
+/// Bits of address one chunk covers.
+const STRIDE: u32 = 8;
+
+/// The tag of an entry that links to a chunk; the other bits are the chunk's index.
+const CHUNK: u32 = 1 << 31;
+
+/// An entry that no route covers (leaf index 0 is never handed out).
+const NONE: u32 = 0;
+
+/// One chunk: an entry per value of its 8 bits.
+type ChunkEntries = [AtomicU32; 1 << STRIDE];
+
+/// Slots per segment and segments at most ([`Slots`]): 2^28 indices.
+#[cfg(not(miri))]
+const SEGMENT_BITS: u32 = 14;
+#[cfg(not(miri))]
+const SEGMENTS: usize = 1 << 14;
+#[cfg(miri)]
+const SEGMENT_BITS: u32 = 6;
+#[cfg(miri)]
+const SEGMENTS: usize = 1 << 6;
+
+/// The most indices a [`Slots`] holds (leaf or chunk): 2^28 (2^12 under miri).
+const CAPACITY: usize = SEGMENTS << SEGMENT_BITS;
+
+/// A zeroed boxed slice of `n` values.
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid `T` (atomics of integers and pointers: 0 and null).
+unsafe fn zeroed<T>(n: usize) -> Box<[T]> {
+    let layout = Layout::array::<T>(n).expect("the table sizes are constants that fit");
+    if layout.size() == 0 {
+        return Vec::new().into_boxed_slice();
+    }
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { alloc_zeroed(layout) } as *mut T;
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` is an allocation of `n` zeroed `T`s made with the layout `Box<[T]>` frees
+    // with, and zero bytes are a valid `T` (the caller's contract).
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) }
+}
+
+/// Index-addressed atomic pointer slots in segments that never move: a reader finds slot `i`
+/// with two loads and no lock while the writer adds segments (invariant 5).
+struct Slots<P> {
+    segments: Box<[AtomicPtr<AtomicPtr<P>>]>,
+}
+
+impl<P> Slots<P> {
+    fn new() -> Self {
+        // SAFETY: a zeroed `AtomicPtr` is null.
+        Slots { segments: unsafe { zeroed(SEGMENTS) } }
+    }
+
+    /// Slot `index`, which must be in a linked segment (an index published by the writer, or one
+    /// it [`Slots::ensure`]d).
+    #[inline(always)]
+    fn get(&self, index: u32) -> &AtomicPtr<P> {
+        // Acquire pairs with the Release in `ensure`: the segment was initialised before.
+        let segment = self.segments[(index >> SEGMENT_BITS) as usize].load(Ordering::Acquire);
+        debug_assert!(!segment.is_null(), "slot {index} has no segment");
+        // SAFETY: the segment is linked (the caller's contract), holds `1 << SEGMENT_BITS` slots
+        // and lives as long as `self` (invariant 5).
+        unsafe { &*segment.add((index & ((1 << SEGMENT_BITS) - 1)) as usize) }
+    }
+
+    /// Links the segment of `index` if it is not yet (the writer only).
+    fn ensure(&self, index: u32) {
+        let link = &self.segments[(index >> SEGMENT_BITS) as usize];
+        if link.load(Ordering::Relaxed).is_null() {
+            // SAFETY: a zeroed `AtomicPtr` is null.
+            let segment: Box<[AtomicPtr<P>]> = unsafe { zeroed(1 << SEGMENT_BITS) };
+            // Release publishes the zeroed segment (Acquire in `get`).
+            link.store(Box::into_raw(segment) as *mut AtomicPtr<P>, Ordering::Release);
+        }
+    }
+}
+
+impl<P> Drop for Slots<P> {
+    fn drop(&mut self) {
+        for link in self.segments.iter_mut() {
+            let segment = *link.get_mut();
+            if !segment.is_null() {
+                let slice = std::ptr::slice_from_raw_parts_mut(segment, 1 << SEGMENT_BITS);
+                // SAFETY: made by `Box::into_raw` in `ensure` with this length, freed once, here.
+                drop(unsafe { Box::from_raw(slice) });
+            }
+        }
+    }
+}
+
+/// Indices handed back by the epoch collector (invariant 4), for the writer to reuse. Shared
+/// with the deferred releases, which may run after the table is gone.
+#[derive(Default)]
+struct Released {
+    leaves: Vec<u32>,
+    chunks: Vec<u32>,
+}
+
+/// An index allocator over a [`Slots`]: free indices and the next never-used one.
+struct Indices {
+    free: Vec<u32>,
+    next: u32,
+}
+
+impl Indices {
+    fn new() -> Self {
+        // Index 0 is never handed out: a zero entry means "no route".
+        Indices { free: Vec::new(), next: 1 }
+    }
+
+    fn take<P>(&mut self, slots: &Slots<P>) -> u32 {
+        if let Some(index) = self.free.pop() {
+            return index;
+        }
+        let index = self.next;
+        // A capacity limit like `Vec`'s: 2^28 prefixes of one view is ~1,000 times the Internet.
+        assert!((index as usize) < CAPACITY, "a direct forwarding table holds at most {CAPACITY} indices");
+        self.next += 1;
+        slots.ensure(index);
+        index
+    }
+}
+
+/// What only the writer holding the lock touches.
+struct Writer {
+    /// The leaf index of every prefix with a best route in this view, by [`source_id`].
+    sources: HashMap<u64, u32>,
+    /// The prefix length of each leaf index.
+    lens: Vec<u8>,
+    leaf_indices: Indices,
+    /// For each chunk index: the sources that end inside that chunk or below it (0: free).
+    below: Vec<u32>,
+    chunk_indices: Indices,
+}
+
+/// The key of a source in [`Writer::sources`].
+fn source_id(key: u32, len: u32) -> u64 {
+    (key as u64) << 8 | len as u64
+}
+
+/// The mask of a prefix length on a 32-bit address.
+fn mask32(len: u32) -> u32 {
+    if len == 0 { 0 } else { !0 << (32 - len) }
+}
+
+/// The 8 bits of `addr` below its first `base` bits.
+#[inline(always)]
+fn position(addr: u32, base: u32) -> usize {
+    ((addr >> (32 - STRIDE - base)) & ((1 << STRIDE) - 1)) as usize
+}
+
+/// The direct layout of a forwarding table (see the module docs).
+pub(crate) struct Direct<F: Family> {
+    first: Box<[AtomicU32]>,
+    leaves: Slots<RouteData<F>>,
+    chunks: Slots<ChunkEntries>,
+    writer: Mutex<Writer>,
+    released: Arc<Mutex<Released>>,
+}
+
+impl<F: Family> Direct<F> {
+    /// An empty table (`F` must be a 32-bit family).
+    pub(crate) fn new() -> Self {
+        debug_assert_eq!(F::BITS, 32, "the direct layout is for IPv4");
+        Direct {
+            // SAFETY: a zeroed `AtomicU32` is 0 (`NONE`).
+            first: unsafe { zeroed(1 << FIRST_BITS) },
+            leaves: Slots::new(),
+            chunks: Slots::new(),
+            writer: Mutex::new(Writer {
+                sources: HashMap::new(),
+                lens: vec![0],
+                leaf_indices: Indices::new(),
+                below: vec![0],
+                chunk_indices: Indices::new(),
+            }),
+            released: Arc::new(Mutex::new(Released::default())),
+        }
+    }
+
+    /// The chunk of a chunk entry.
+    #[inline(always)]
+    fn chunk(&self, entry: u32) -> &ChunkEntries {
+        // Acquire pairs with the Release that stored the chunk before its index was published.
+        let chunk = self.chunks.get(entry & !CHUNK).load(Ordering::Acquire);
+        // SAFETY: the entry was read from the table (under the caller's guard, or by the writer,
+        // which alone unlinks chunks): its chunk was stored before it was published
+        // (invariant 2) and is freed only through the epoch collector after it left the table
+        // (invariant 4).
+        unsafe { &*chunk }
+    }
+
+    /// The entry for `addr`: a leaf index or `NONE`.
+    #[inline(always)]
+    fn entry(&self, addr: u32) -> u32 {
+        // Acquire pairs with the writer's Release stores (invariant 2).
+        let mut entry = self.first[(addr >> (32 - FIRST_BITS)) as usize].load(Ordering::Acquire);
+        let mut base = FIRST_BITS;
+        while entry & CHUNK != 0 {
+            entry = self.chunk(entry)[position(addr, base)].load(Ordering::Acquire);
+            base += STRIDE;
+        }
+        entry
+    }
+
+    /// The route data of a leaf index (`NONE`: none).
+    #[inline(always)]
+    fn leaf<'g>(&self, index: u32, _guard: &'g Guard) -> Option<&'g RouteData<F>> {
+        if index == NONE {
+            return None;
+        }
+        let data = self.leaves.get(index).load(Ordering::Acquire);
+        // SAFETY: the index was read from the table under `_guard`, so its slot holds route data
+        // of the tree (invariants 2 and 4) that is retired only after `_guard` is dropped
+        // (invariant 3).
+        unsafe { data.as_ref() }
+    }
+
+    /// The best route's data for the longest prefix that covers `key` (left-aligned).
+    #[inline]
+    pub(crate) fn lookup<'g>(&self, key: u128, guard: &'g Guard) -> Option<&'g RouteData<F>> {
+        self.leaf(self.entry((key >> 96) as u32), guard)
+    }
+
+    /// [`Direct::lookup`] for many keys, `LANES` at a time: every first-level entry of a group
+    /// is requested before any is read, then every leaf slot.
+    pub(crate) fn lookup_batch_extend<'g>(
+        &self,
+        keys: &[u128],
+        guard: &'g Guard,
+        out: &mut Vec<Option<&'g RouteData<F>>>,
+    ) {
+        out.reserve(keys.len());
+        for group in keys.chunks(LANES) {
+            let mut entries = [NONE; LANES];
+            for &key in group {
+                prefetch(&self.first[(key >> (128 - FIRST_BITS)) as usize]);
+            }
+            for (entry, &key) in entries.iter_mut().zip(group) {
+                *entry = self.entry((key >> 96) as u32);
+                if *entry != NONE {
+                    prefetch(self.leaves.get(*entry));
+                }
+            }
+            out.extend(entries[..group.len()].iter().map(|&e| self.leaf(e, guard)));
+        }
+    }
+
+    /// Brings the entries of the prefix (`key`, `len`) up to date with its current best route,
+    /// which `best` reads under the lock (see the `fib` module docs).
+    pub(crate) fn refresh(
+        &self,
+        key: u128,
+        len: u8,
+        best: impl FnOnce(&Guard) -> Option<*const RouteData<F>>,
+    ) {
+        // A panic inside a refresh leaves every published entry valid, so a poisoned lock is
+        // still usable.
+        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = crate::reclaim::pin();
+        let data = best(&guard);
+        self.reuse_released(&mut writer);
+        let len = len as u32;
+        let key = (key >> 96) as u32 & mask32(len);
+        let id = source_id(key, len);
+        let Writer { sources, lens, leaf_indices, below, chunk_indices } = &mut *writer;
+        match (sources.get(&id).copied(), data) {
+            (None, None) => {}
+            (Some(index), Some(data)) => {
+                // Same prefix, new best route: one store, nothing to repaint.
+                let slot = self.leaves.get(index);
+                if !std::ptr::eq(slot.load(Ordering::Relaxed), data) {
+                    // Release publishes the data (Acquire in `leaf`).
+                    slot.store(data as *mut _, Ordering::Release);
+                }
+            }
+            (None, Some(data)) => {
+                let index = leaf_indices.take(&self.leaves);
+                // Invariant 2: the slot before any entry.
+                self.leaves.get(index).store(data as *mut _, Ordering::Release);
+                if lens.len() <= index as usize {
+                    lens.resize(index as usize + 1, 0);
+                }
+                lens[index as usize] = len as u8;
+                sources.insert(id, index);
+                let lens = &*lens;
+                // Where nothing longer is painted: lengths never tie, since each prefix has one
+                // index.
+                let paint =
+                    |current: u32| (current == NONE || lens[current as usize] < len as u8).then_some(index);
+                let mut chunks = ChunkBook { below, indices: chunk_indices, released: &self.released };
+                self.paint_prefix(key, len, &paint, &mut chunks, Change::Add);
+            }
+            (Some(index), None) => {
+                sources.remove(&id);
+                // The longest shorter prefix over this one takes its entries back.
+                let parent = (0..len)
+                    .rev()
+                    .find_map(|l| sources.get(&source_id(key & mask32(l), l)).copied())
+                    .unwrap_or(NONE);
+                let paint = |current: u32| (current == index).then_some(parent);
+                let mut chunks = ChunkBook { below, indices: chunk_indices, released: &self.released };
+                self.paint_prefix(key, len, &paint, &mut chunks, Change::Remove);
+                let released = self.released.clone();
+                // SAFETY: the closure only hands the index back; by then no reader that could
+                // have loaded it is left (invariant 4: no entry holds it any more).
+                unsafe { crate::reclaim::retire(move || lock(&released).leaves.push(index)) };
+            }
+        }
+    }
+
+    /// Moves the indices the collector handed back to the free lists.
+    fn reuse_released(&self, writer: &mut Writer) {
+        let mut released = lock(&self.released);
+        writer.leaf_indices.free.append(&mut released.leaves);
+        writer.chunk_indices.free.append(&mut released.chunks);
+    }
+
+    /// Applies `paint` to the entries of the prefix (`key`, `len`), adding the chunks a longer
+    /// prefix needs or dropping those it leaves empty.
+    fn paint_prefix(
+        &self,
+        key: u32,
+        len: u32,
+        paint: &impl Fn(u32) -> Option<u32>,
+        chunks: &mut ChunkBook<'_>,
+        change: Change,
+    ) {
+        let first = (key >> (32 - FIRST_BITS)) as usize;
+        if len <= FIRST_BITS {
+            self.paint_range(&self.first[first..first + (1 << (FIRST_BITS - len))], paint);
+        } else {
+            self.paint_below(&self.first[first], FIRST_BITS, key, len, paint, chunks, change);
+        }
+    }
+
+    /// Applies `paint` to every leaf entry of `entries` and of the chunks they link to.
+    fn paint_range(&self, entries: &[AtomicU32], paint: &impl Fn(u32) -> Option<u32>) {
+        for entry in entries {
+            // Relaxed: only this writer stores entries (invariant 1).
+            let current = entry.load(Ordering::Relaxed);
+            if current & CHUNK != 0 {
+                self.paint_range(self.chunk(current), paint);
+            } else if let Some(new) = paint(current) {
+                // Release: the leaf slot was stored first (invariant 2).
+                entry.store(new, Ordering::Release);
+            }
+        }
+    }
+
+    /// Paints a prefix longer than `base` bits below `link`, the entry (of the level above)
+    /// over the chunk for bits `base..base + 8` of `key`.
+    #[allow(clippy::too_many_arguments)]
+    fn paint_below(
+        &self,
+        link: &AtomicU32,
+        base: u32,
+        key: u32,
+        len: u32,
+        paint: &impl Fn(u32) -> Option<u32>,
+        chunks: &mut ChunkBook<'_>,
+        change: Change,
+    ) {
+        let current = link.load(Ordering::Relaxed);
+        let pos = position(key, base);
+        match change {
+            Change::Add => {
+                let index = if current & CHUNK != 0 {
+                    current & !CHUNK
+                } else {
+                    // A new chunk, every entry the leaf it replaces, linked once painted.
+                    let index = chunks.indices.take(&self.chunks);
+                    let chunk: Box<ChunkEntries> = Box::new(std::array::from_fn(|_| AtomicU32::new(current)));
+                    self.chunks.get(index).store(Box::into_raw(chunk), Ordering::Release);
+                    if chunks.below.len() <= index as usize {
+                        chunks.below.resize(index as usize + 1, 0);
+                    }
+                    index
+                };
+                chunks.below[index as usize] += 1;
+                let chunk = self.chunk(CHUNK | index);
+                if len <= base + STRIDE {
+                    self.paint_range(&chunk[pos..pos + (1 << (base + STRIDE - len))], paint);
+                } else {
+                    self.paint_below(&chunk[pos], base + STRIDE, key, len, paint, chunks, change);
+                }
+                if current & CHUNK == 0 {
+                    // Invariant 2: the chunk is complete before readers can reach it.
+                    link.store(CHUNK | index, Ordering::Release);
+                }
+            }
+            Change::Remove => {
+                debug_assert!(current & CHUNK != 0, "a prefix longer than {base} bits without its chunk");
+                let index = current & !CHUNK;
+                let chunk = self.chunk(current);
+                if len <= base + STRIDE {
+                    self.paint_range(&chunk[pos..pos + (1 << (base + STRIDE - len))], paint);
+                } else {
+                    self.paint_below(&chunk[pos], base + STRIDE, key, len, paint, chunks, change);
+                }
+                chunks.below[index as usize] -= 1;
+                if chunks.below[index as usize] == 0 {
+                    // No prefix ends inside it or below any more: every entry is now the leaf of
+                    // the longest prefix over the whole chunk, which its link takes back.
+                    let uniform = chunk[0].load(Ordering::Relaxed);
+                    debug_assert!(chunk.iter().all(|e| e.load(Ordering::Relaxed) == uniform));
+                    link.store(uniform, Ordering::Release);
+                    let raw = self.chunks.get(index).load(Ordering::Relaxed);
+                    // SAFETY: made by `Box::into_raw` above; unlinked just now, so this is its
+                    // one owner (`below` is 0: `Drop` will not free it again).
+                    let owned = unsafe { Box::from_raw(raw) };
+                    let released = chunks.released.clone();
+                    // SAFETY: the chunk left the table before (invariant 4): once every guard
+                    // pinned now is dropped, no reader holds it.
+                    unsafe {
+                        crate::reclaim::retire(move || {
+                            drop(owned);
+                            lock(&released).chunks.push(index);
+                        })
+                    };
+                }
+            }
+        }
+    }
+
+    /// The first-level entry of `key` (a test's view of what a refresh repainted).
+    #[cfg(test)]
+    pub(super) fn entry_for_test(&self, key: u128) -> u32 {
+        self.first[(key >> (128 - FIRST_BITS)) as usize].load(Ordering::Relaxed)
+    }
+
+    /// Whether no entry holds a route or a chunk and no chunk is live (the tests' check that
+    /// removing every prefix leaves nothing behind).
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        let writer = lock(&self.writer);
+        self.first.iter().all(|e| e.load(Ordering::Relaxed) == NONE)
+            && writer.sources.is_empty()
+            && writer.below.iter().all(|&b| b == 0)
+    }
+}
+
+/// Add or remove: what a painting does to the chunks on its way.
+#[derive(Clone, Copy)]
+enum Change {
+    Add,
+    Remove,
+}
+
+/// The writer's chunk bookkeeping, lent to a painting.
+struct ChunkBook<'a> {
+    below: &'a mut Vec<u32>,
+    indices: &'a mut Indices,
+    released: &'a Arc<Mutex<Released>>,
+}
+
+/// Locks a mutex whose holder cannot leave its data inconsistent (a push, a swap).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<F: Family> Drop for Direct<F> {
+    fn drop(&mut self) {
+        let writer = self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (index, &below) in writer.below.iter().enumerate() {
+            if below > 0 {
+                let raw = self.chunks.get(index as u32).load(Ordering::Relaxed);
+                // SAFETY: a live chunk (`below` > 0), made by `Box::into_raw` and owned by the
+                // table; the table is being dropped, so no reader is left.
+                drop(unsafe { Box::from_raw(raw) });
+            }
+        }
+    }
+}
