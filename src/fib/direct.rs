@@ -51,26 +51,40 @@ const STRIDE: u32 = 8;
 /// The tag of an entry that links to a chunk; the other bits are the chunk's index.
 const CHUNK: u32 = 1 << 31;
 
+/// Keys a batched lookup resolves to entries before it reads their leaf slots.
+const BATCH: usize = 256;
+
 /// An entry that no route covers (leaf index 0 is never handed out).
 const NONE: u32 = 0;
 
 /// One chunk: an entry per value of its 8 bits.
 type ChunkEntries = [AtomicU32; 1 << STRIDE];
 
-/// Slots per segment and segments at most ([`Slots`]): 2^28 indices.
-#[cfg(not(miri))]
-const SEGMENT_BITS: u32 = 14;
-#[cfg(not(miri))]
-const SEGMENTS: usize = 1 << 14;
-#[cfg(miri)]
-const SEGMENT_BITS: u32 = 6;
-#[cfg(miri)]
-const SEGMENTS: usize = 1 << 6;
+/// Bytes of a transparent huge page (x86-64 and aarch64 with 4 KiB base pages).
+const HUGE_PAGE: usize = 1 << 21;
 
-/// The most indices a [`Slots`] holds (leaf or chunk): 2^28 (2^12 under miri).
-const CAPACITY: usize = SEGMENTS << SEGMENT_BITS;
+/// Asks the kernel to back the whole huge pages inside `[ptr, ptr + len)` with transparent huge
+/// pages (`madvise(MADV_HUGEPAGE)`; Linux's default THP mode, `madvise`, grants them only on
+/// request). A lookup then finds its page in the TLB: the first level spans 32 huge pages
+/// instead of 16,384 small ones, and random lookups missed the TLB on almost every read
+/// (measured in `docs/BENCHMARKS.md`). Must run before the pages are first touched.
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        let start = ptr.addr().next_multiple_of(HUGE_PAGE);
+        let end = (ptr.addr() + len) & !(HUGE_PAGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the caller's allocation; MADV_HUGEPAGE changes
+            // neither its contents nor its validity, only how the kernel backs it. Its result
+            // is advice: a refusal changes nothing.
+            unsafe { libc::madvise(ptr.with_addr(start).cast(), end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    let _ = (ptr, len);
+}
 
-/// A zeroed boxed slice of `n` values.
+/// A zeroed boxed slice of `n` values, on huge pages where it spans some.
 ///
 /// # Safety
 ///
@@ -85,21 +99,48 @@ unsafe fn zeroed<T>(n: usize) -> Box<[T]> {
     if ptr.is_null() {
         handle_alloc_error(layout);
     }
+    // A large zeroed allocation is fresh zero pages from the kernel (calloc maps it), not yet
+    // touched: the advice takes effect at the first touch.
+    advise_huge_pages(ptr.cast(), layout.size());
     // SAFETY: `ptr` is an allocation of `n` zeroed `T`s made with the layout `Box<[T]>` frees
     // with, and zero bytes are a valid `T` (the caller's contract).
     unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) }
 }
 
-/// Index-addressed atomic pointer slots in segments that never move: a reader finds slot `i`
-/// with two loads and no lock while the writer adds segments (invariant 5).
-struct Slots<P> {
+/// Index-addressed atomic pointer slots in segments of `2^BITS` that never move, at most
+/// `SEGMENTS` of them: a reader finds slot `i` with two loads and no lock while the writer adds
+/// segments (invariant 5).
+struct Slots<P, const BITS: u32, const SEGMENTS: usize> {
     segments: Box<[AtomicPtr<AtomicPtr<P>>]>,
 }
 
-impl<P> Slots<P> {
+/// Leaf slots: 2 MiB segments (one huge page each: the real IPv4 table's 565 k leaves sit in
+/// three), 2^28 leaves at most.
+#[cfg(not(miri))]
+type LeafSlots<F> = Slots<RouteData<F>, 18, { 1 << 10 }>;
+/// Chunk slots: 32 KiB segments (chunks are few: 4,760 in the real IPv4 table), 2^24 chunks
+/// at most, one per first-level entry.
+#[cfg(not(miri))]
+type ChunkSlots = Slots<ChunkEntries, 12, { 1 << 12 }>;
+#[cfg(miri)]
+type LeafSlots<F> = Slots<RouteData<F>, 6, { 1 << 6 }>;
+#[cfg(miri)]
+type ChunkSlots = Slots<ChunkEntries, 4, { 1 << 6 }>;
+
+impl<P, const BITS: u32, const SEGMENTS: usize> Slots<P, BITS, SEGMENTS> {
+    /// The most slots: indices are below it.
+    const CAPACITY: usize = SEGMENTS << BITS;
+
     fn new() -> Self {
         // SAFETY: a zeroed `AtomicPtr` is null.
         Slots { segments: unsafe { zeroed(SEGMENTS) } }
+    }
+
+    /// One segment's layout: aligned to its size up to a huge page, so that a 2 MiB segment
+    /// is exactly one.
+    fn segment_layout() -> Layout {
+        let size = std::mem::size_of::<AtomicPtr<P>>() << BITS;
+        Layout::from_size_align(size, size.min(HUGE_PAGE)).expect("a power of two")
     }
 
     /// Slot `index`, which must be in a linked segment (an index published by the writer, or one
@@ -107,33 +148,41 @@ impl<P> Slots<P> {
     #[inline(always)]
     fn get(&self, index: u32) -> &AtomicPtr<P> {
         // Acquire pairs with the Release in `ensure`: the segment was initialised before.
-        let segment = self.segments[(index >> SEGMENT_BITS) as usize].load(Ordering::Acquire);
+        let segment = self.segments[(index >> BITS) as usize].load(Ordering::Acquire);
         debug_assert!(!segment.is_null(), "slot {index} has no segment");
-        // SAFETY: the segment is linked (the caller's contract), holds `1 << SEGMENT_BITS` slots
-        // and lives as long as `self` (invariant 5).
-        unsafe { &*segment.add((index & ((1 << SEGMENT_BITS) - 1)) as usize) }
+        // SAFETY: the segment is linked (the caller's contract), holds `1 << BITS` slots and
+        // lives as long as `self` (invariant 5).
+        unsafe { &*segment.add((index & ((1 << BITS) - 1)) as usize) }
     }
 
     /// Links the segment of `index` if it is not yet (the writer only).
     fn ensure(&self, index: u32) {
-        let link = &self.segments[(index >> SEGMENT_BITS) as usize];
+        let link = &self.segments[(index >> BITS) as usize];
         if link.load(Ordering::Relaxed).is_null() {
-            // SAFETY: a zeroed `AtomicPtr` is null.
-            let segment: Box<[AtomicPtr<P>]> = unsafe { zeroed(1 << SEGMENT_BITS) };
+            let layout = Self::segment_layout();
+            // SAFETY: the layout has a non-zero size.
+            let segment = unsafe { std::alloc::alloc(layout) };
+            if segment.is_null() {
+                handle_alloc_error(layout);
+            }
+            // Advice first, then the first touch (the zeroing).
+            advise_huge_pages(segment, layout.size());
+            // SAFETY: `segment` is `layout.size()` writable bytes; zero bytes are null
+            // `AtomicPtr`s.
+            unsafe { segment.write_bytes(0, layout.size()) };
             // Release publishes the zeroed segment (Acquire in `get`).
-            link.store(Box::into_raw(segment) as *mut AtomicPtr<P>, Ordering::Release);
+            link.store(segment.cast(), Ordering::Release);
         }
     }
 }
 
-impl<P> Drop for Slots<P> {
+impl<P, const BITS: u32, const SEGMENTS: usize> Drop for Slots<P, BITS, SEGMENTS> {
     fn drop(&mut self) {
         for link in self.segments.iter_mut() {
             let segment = *link.get_mut();
             if !segment.is_null() {
-                let slice = std::ptr::slice_from_raw_parts_mut(segment, 1 << SEGMENT_BITS);
-                // SAFETY: made by `Box::into_raw` in `ensure` with this length, freed once, here.
-                drop(unsafe { Box::from_raw(slice) });
+                // SAFETY: allocated in `ensure` with this layout, freed once, here.
+                unsafe { std::alloc::dealloc(segment.cast(), Self::segment_layout()) };
             }
         }
     }
@@ -159,13 +208,17 @@ impl Indices {
         Indices { free: Vec::new(), next: 1 }
     }
 
-    fn take<P>(&mut self, slots: &Slots<P>) -> u32 {
+    fn take<P, const BITS: u32, const SEGMENTS: usize>(&mut self, slots: &Slots<P, BITS, SEGMENTS>) -> u32 {
         if let Some(index) = self.free.pop() {
             return index;
         }
         let index = self.next;
-        // A capacity limit like `Vec`'s: 2^28 prefixes of one view is ~1,000 times the Internet.
-        assert!((index as usize) < CAPACITY, "a direct forwarding table holds at most {CAPACITY} indices");
+        // A capacity limit like `Vec`'s: 2^28 prefixes of one view is ~500 times the Internet.
+        let capacity = Slots::<P, BITS, SEGMENTS>::CAPACITY;
+        assert!(
+            (index as usize) < capacity,
+            "a direct forwarding table holds at most {capacity} of these indices"
+        );
         self.next += 1;
         slots.ensure(index);
         index
@@ -203,8 +256,8 @@ fn position(addr: u32, base: u32) -> usize {
 /// The direct layout of a forwarding table (see the module docs).
 pub(crate) struct Direct<F: Family> {
     first: Box<[AtomicU32]>,
-    leaves: Slots<RouteData<F>>,
-    chunks: Slots<ChunkEntries>,
+    leaves: LeafSlots<F>,
+    chunks: ChunkSlots,
     writer: Mutex<Writer>,
     released: Arc<Mutex<Released>>,
 }
@@ -273,8 +326,8 @@ impl<F: Family> Direct<F> {
         self.leaf(self.entry((key >> 96) as u32), guard)
     }
 
-    /// [`Direct::lookup`] for many keys, `LANES` at a time: every first-level entry of a group
-    /// is requested before any is read, then every leaf slot.
+    /// [`Direct::lookup`] for many keys, pipelined: each first-level entry is requested
+    /// `LANES` keys ahead of its read, each leaf slot a batch ahead.
     pub(crate) fn lookup_batch_extend<'g>(
         &self,
         keys: &[u128],
@@ -282,18 +335,25 @@ impl<F: Family> Direct<F> {
         out: &mut Vec<Option<&'g RouteData<F>>>,
     ) {
         out.reserve(keys.len());
-        for group in keys.chunks(LANES) {
-            let mut entries = [NONE; LANES];
-            for &key in group {
+        for batch in keys.chunks(BATCH) {
+            // Software pipelining: the entry of key `i + LANES` is requested while key `i`'s is
+            // read, and every leaf slot is requested as soon as its index is known and read
+            // only after the whole batch's entries.
+            let mut entries = [NONE; BATCH];
+            for &key in &batch[..LANES.min(batch.len())] {
                 prefetch(&self.first[(key >> (128 - FIRST_BITS)) as usize]);
             }
-            for (entry, &key) in entries.iter_mut().zip(group) {
-                *entry = self.entry((key >> 96) as u32);
-                if *entry != NONE {
-                    prefetch(self.leaves.get(*entry));
+            for (i, &key) in batch.iter().enumerate() {
+                if let Some(&ahead) = batch.get(i + LANES) {
+                    prefetch(&self.first[(ahead >> (128 - FIRST_BITS)) as usize]);
                 }
+                let entry = self.entry((key >> 96) as u32);
+                if entry != NONE {
+                    prefetch(self.leaves.get(entry));
+                }
+                entries[i] = entry;
             }
-            out.extend(entries[..group.len()].iter().map(|&e| self.leaf(e, guard)));
+            out.extend(entries[..batch.len()].iter().map(|&e| self.leaf(e, guard)));
         }
     }
 
