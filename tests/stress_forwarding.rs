@@ -16,10 +16,13 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rtmgr::{EntityConfig, EntityId, Ipv4, NextHopData, Prefix, Route, RouteData, Table, ViewSet};
+use rtmgr::{
+    EntityConfig, EntityId, ForwardingLayout, Ipv4, NextHopData, Prefix, Route, RouteData, Table,
+    TableConfig, ViewSet,
+};
 
-/// Prefixes nested on purpose, across the forwarding table's levels (root /0–/16, then 8 bits
-/// per chunk).
+/// Prefixes nested on purpose, across the forwarding table's levels (compact: root /0–/16, then
+/// 8 bits per chunk; direct: first level /0–/24, a chunk below).
 const PREFIXES: &[&str] = &[
     "10.0.0.0/8",
     "10.1.0.0/16",
@@ -67,8 +70,18 @@ fn check_answer(addr: std::net::Ipv4Addr, answer: Option<&RouteData<Ipv4>>, pref
 }
 
 #[test]
-fn lookups_stay_valid_while_best_routes_change() {
-    let table = Table::<Ipv4>::new();
+fn direct_lookups_stay_valid_while_best_routes_change() {
+    lookups_stay_valid_while_best_routes_change(ForwardingLayout::Direct);
+}
+
+#[test]
+fn compact_lookups_stay_valid_while_best_routes_change() {
+    lookups_stay_valid_while_best_routes_change(ForwardingLayout::Compact);
+}
+
+fn lookups_stay_valid_while_best_routes_change(forwarding_layout: ForwardingLayout) {
+    let table =
+        Table::<Ipv4>::with_config(TableConfig { forwarding_layout, ..TableConfig::default() }).unwrap();
     let reg = Arc::new(table.register(EntityConfig::new(EntityId::new(8, 0))).unwrap());
     let (nh, _) = reg.add_next_hop("192.0.2.1".parse().unwrap(), 1, NextHopData::default()).unwrap();
     let prefixes = prefixes();

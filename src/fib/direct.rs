@@ -38,12 +38,13 @@ use super::{LANES, prefetch};
 use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
 
-/// Bits of address the first level covers: one entry per /24. Smaller under miri, where the
-/// 16 Mi entries would take minutes to allocate; the chunks below then nest (16 + 8 + 8).
+/// Bits of address the first level covers: one entry per /24. Smaller under miri, where
+/// painting a short prefix over 16 Mi entries would take hours; the chunks below then nest
+/// (8 + 8 + 8 + 8), which the tests exercise there.
 #[cfg(not(miri))]
-const FIRST_BITS: u32 = 24;
+pub(super) const FIRST_BITS: u32 = 24;
 #[cfg(miri)]
-const FIRST_BITS: u32 = 16;
+pub(super) const FIRST_BITS: u32 = 8;
 
 /// Bits of address one chunk covers.
 const STRIDE: u32 = 8;
@@ -228,7 +229,10 @@ impl Indices {
 /// What only the writer holding the lock touches.
 struct Writer {
     /// The leaf index of every prefix with a best route in this view, by [`source_id`].
-    sources: HashMap<u64, u32>,
+    /// Hashed with foldhash, randomly seeded per table: std's SipHash took half of a
+    /// refresh's instructions (callgrind, `examples/write_profile.rs`), and the prefixes may
+    /// come from peers, so a fixed hash would invite collisions.
+    sources: HashMap<u64, u32, foldhash::fast::RandomState>,
     /// The prefix length of each leaf index.
     lens: Vec<u8>,
     leaf_indices: Indices,
@@ -272,7 +276,7 @@ impl<F: Family> Direct<F> {
             leaves: Slots::new(),
             chunks: Slots::new(),
             writer: Mutex::new(Writer {
-                sources: HashMap::new(),
+                sources: HashMap::default(),
                 lens: vec![0],
                 leaf_indices: Indices::new(),
                 below: vec![0],

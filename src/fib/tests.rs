@@ -148,22 +148,25 @@ fn direct_new_best_route_of_a_prefix_repaints_nothing() {
     let fib = Fib::<Ipv4>::new(ViewSet::UNICAST, ForwardingLayout::Direct);
     let Layout::Direct(direct) = &fib.layout else { panic!("asked for the direct layout") };
     let (a, b, inner) = [1, 2, 3].map(|p| RouteData::<Ipv4>::new(Vec::new()).private(p)).into();
-    let key = 0x0a01_0200u128 << 96;
-    let inside = key | 0x40 << 96;
-    fib.refresh(key, 24, |_| Some(&a as *const _));
-    fib.refresh(inside, 28, |_| Some(&inner as *const _));
+    // A prefix as long as the first level (a /24; a /8 under miri) and one 4 bits longer.
+    let len = direct::FIRST_BITS as u8;
+    let key = (0x0a01_0200u128 << 96) & mask(len as u32);
+    let inside = key | 1 << (126 - len as u32);
+    let outside = key | 1 << (127 - len as u32);
+    fib.refresh(key, len, |_| Some(&a as *const _));
+    fib.refresh(inside, len + 4, |_| Some(&inner as *const _));
     let entries = |k: u128| direct.entry_for_test(k);
     let before = (entries(key), entries(inside));
-    fib.refresh(key, 24, |_| Some(&b as *const _));
-    assert_eq!((entries(key), entries(inside)), before, "a new route of the /24 must keep its entries");
+    fib.refresh(key, len, |_| Some(&b as *const _));
+    assert_eq!((entries(key), entries(inside)), before, "a new route of the prefix must keep its entries");
     let guard = crate::reclaim::pin();
     let answer = |k: u128| fib.lookup(k, &guard).map(|d| d.private);
-    assert_eq!((answer(key), answer(inside), answer(key | 0x80 << 96)), (Some(2), Some(3), Some(2)));
-    // Removing the /28 drops its chunk: the /24's entry is a leaf again.
-    fib.refresh(inside, 28, |_| None);
-    assert_ne!(before.0 & 1 << 31, 0, "the /24's entry linked a chunk");
+    assert_eq!((answer(key), answer(inside), answer(outside)), (Some(2), Some(3), Some(2)));
+    // Removing the longer prefix drops its chunk: the first-level entry is a leaf again.
+    fib.refresh(inside, len + 4, |_| None);
+    assert_ne!(before.0 & 1 << 31, 0, "the first-level entry linked a chunk");
     assert_eq!(entries(key) & 1 << 31, 0, "the chunk is gone");
     assert_eq!(answer(inside), Some(2));
-    fib.refresh(key, 24, |_| None);
+    fib.refresh(key, len, |_| None);
     assert!(direct.is_empty());
 }
