@@ -23,12 +23,13 @@ export CARGO_TARGET_DIR="${LOOM_MUTANT_TARGET_DIR:-target/loom-mutant}"
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export RUST_BACKTRACE=0
-MUTANTS=(plain_increment free_immediately relaxed_release stale_refresh)
+MUTANTS=(plain_increment free_immediately relaxed_release stale_refresh eager_reuse)
 # A mutant that only some models can meet runs on those only (a prefix of the model key).
-declare -A ONLY=([stale_refresh]="forwarding::")
+declare -A ONLY=([stale_refresh]="forwarding::" [eager_reuse]="forwarding::direct")
 # What a real catch looks like (a mutant that merely hangs or trips loom's branch limit is not):
-# a memory-safety failure, or the forwarding models' convergence check.
-SIGNATURES='use after free|destroyed twice|Causality violation|leaked|read after its destruction|diverged from the tree'
+# a memory-safety failure, the forwarding models' convergence check, or a lookup answering with
+# another prefix's route (a reused index).
+SIGNATURES='use after free|destroyed twice|Causality violation|leaked|read after its destruction|diverged from the tree|data of another prefix'
 LOGS="$CARGO_TARGET_DIR/mutant-logs"
 mkdir -p "$LOGS"
 

@@ -1,20 +1,30 @@
 //! Models of the compiled forwarding table (`src/fib/`) through the public API, on a table that
 //! keeps one for unicast (the loom build's default has none, so that the other models stay
-//! small). The root array is 16 slots under loom (`ROOT_BITS` = 4), so a /8 and a /16 below it
-//! sit in two chunk levels: every kind of link — root slot, chunk, child entry, fallback — is
-//! exercised.
+//! small).
+//!
+//! - Compact layout: the root array is 16 slots under loom (`ROOT_BITS` = 4), so a /8 and a /16
+//!   below it sit in two chunk levels: every kind of link — root slot, chunk, child entry,
+//!   fallback — is exercised.
+//! - Direct layout: 4-bit levels under loom (a 16-entry first level, 16-entry chunks), so a /8
+//!   and a /16 sit one and three chunks down; removing the /16 collapses its chunks and hands
+//!   its leaf index back through the collector.
 
 #![cfg(loom)]
 
 use rtmgr::{
-    EntityConfig, EntityId, Ipv4, NextHopData, Preference, Prefix, Registration, RouteData, Table,
-    TableConfig, ViewSet,
+    EntityConfig, EntityId, ForwardingLayout, Ipv4, NextHopData, Preference, Prefix, Registration, RouteData,
+    Table, TableConfig, ViewSet,
 };
 use rtmgr_loom_tests::loom::thread;
 use rtmgr_loom_tests::{check, reclaim};
 
-fn table() -> Table<Ipv4> {
-    Table::with_config(TableConfig { forwarding: ViewSet::UNICAST, ..TableConfig::default() }).unwrap()
+fn table(forwarding_layout: ForwardingLayout) -> Table<Ipv4> {
+    Table::with_config(TableConfig {
+        forwarding: ViewSet::UNICAST,
+        forwarding_layout,
+        ..TableConfig::default()
+    })
+    .unwrap()
 }
 
 fn outer() -> Prefix<Ipv4> {
@@ -54,7 +64,7 @@ fn answers(table: &Table<Ipv4>, addr: [u8; 4]) -> (Option<u64>, Option<u64>) {
 #[test]
 fn lookup_races_best_route_changes() {
     check(|| {
-        let table = table();
+        let table = table(ForwardingLayout::Compact);
         let (reg, data) = entity(&table, 1);
         let (outer_route, _) = reg.add_route(outer(), data(1, 10)).unwrap();
         let (inner_route, _) = reg.add_route(inner(), data(2, 10)).unwrap();
@@ -90,7 +100,7 @@ fn lookup_races_best_route_changes() {
 #[test]
 fn concurrent_refreshes_converge() {
     check(|| {
-        let table = table();
+        let table = table(ForwardingLayout::Compact);
         let (first, first_data) = entity(&table, 1);
         let (second, second_data) = entity(&table, 2);
         let worse = thread::spawn(move || {
@@ -104,6 +114,50 @@ fn concurrent_refreshes_converge() {
         assert_eq!(fib, tree, "the forwarding table diverged from the tree");
         drop(first);
         drop(second);
+        drop(table);
+    });
+}
+
+/// Direct layout: a lookup under the /16 reads its leaf index, then the index's slot, while a
+/// writer deletes the /16 (its entries repainted with the /8's index, its chunks collapsed, its
+/// index handed back through the epoch collector), drives reclamation, and adds 11.0.0.0/8,
+/// which takes a free index — the /16's, once the collector has released it.
+///
+/// Proves: the lookup answers the /16's or the /8's route, never the new prefix's — an index is
+/// reused only after every reader that could have loaded it has dropped its guard — and the
+/// chunks it walks stay alive meanwhile; at rest the table agrees with the tree. Catches
+/// `eager_reuse` (the index handed back at once).
+#[test]
+fn direct_index_reuse_waits_for_readers() {
+    check(|| {
+        let table = table(ForwardingLayout::Direct);
+        let (reg, data) = entity(&table, 1);
+        let (outer_route, _) = reg.add_route(outer(), data(1, 10)).unwrap();
+        let (inner_route, _) = reg.add_route(inner(), data(2, 10)).unwrap();
+        let reader = {
+            let table = table.clone();
+            thread::spawn(move || {
+                let guard = table.pin();
+                let found =
+                    table.lookup_data([10, 1, 2, 3].into(), ViewSet::UNICAST, &guard).map(|d| d.private);
+                assert!(
+                    matches!(found, Some(1 | 2)),
+                    "lookup under the /16 answered data of another prefix: {found:?}"
+                );
+                drop(guard);
+            })
+        };
+        reg.delete_route(inner_route).unwrap();
+        reclaim(4);
+        let (other_route, _) = reg.add_route("11.0.0.0/8".parse().unwrap(), data(3, 10)).unwrap();
+        reader.join().unwrap();
+        for (addr, expected) in [([10, 1, 2, 3], 1), ([11, 1, 2, 3], 3)] {
+            let (fib, tree) = answers(&table, addr);
+            assert_eq!(tree, Some(expected), "the tree's best route");
+            assert_eq!(fib, tree, "the forwarding table diverged from the tree");
+        }
+        drop((outer_route, other_route));
+        drop(reg);
         drop(table);
     });
 }

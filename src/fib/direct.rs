@@ -31,23 +31,34 @@
 //! 5. Segments are allocated by the writer, linked before any index in them is published, and
 //!    freed only when the table is dropped (no reader is left then).
 
+#[cfg(not(loom))]
 use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 use std::collections::HashMap;
 
 use super::{LANES, prefetch};
-use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, Ordering, epoch::Guard};
+use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, MutexGuard, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
 
 /// Bits of address the first level covers: one entry per /24. Smaller under miri, where
 /// painting a short prefix over 16 Mi entries would take hours; the chunks below then nest
-/// (8 + 8 + 8 + 8), which the tests exercise there.
-#[cfg(not(miri))]
+/// (8 + 8 + 8 + 8), which the tests exercise there. Smaller under the sanitizers too, where
+/// every store is an instrumented call (a /0 took over a second under ThreadSanitizer): 16 bits,
+/// chunks nesting 16 + 8 + 8. The code is the same for every width.
+#[cfg(not(any(miri, loom, rtmgr_sanitizer)))]
 pub(super) const FIRST_BITS: u32 = 24;
-#[cfg(miri)]
+#[cfg(all(rtmgr_sanitizer, not(any(miri, loom))))]
+pub(super) const FIRST_BITS: u32 = 16;
+#[cfg(all(miri, not(loom)))]
 pub(super) const FIRST_BITS: u32 = 8;
+/// Under loom, where every atomic access is a scheduling point, 4-bit levels throughout.
+#[cfg(loom)]
+pub(super) const FIRST_BITS: u32 = 4;
 
 /// Bits of address one chunk covers.
+#[cfg(not(loom))]
 const STRIDE: u32 = 8;
+#[cfg(loom)]
+const STRIDE: u32 = 4;
 
 /// The tag of an entry that links to a chunk; the other bits are the chunk's index.
 const CHUNK: u32 = 1 << 31;
@@ -58,10 +69,11 @@ const BATCH: usize = 256;
 /// An entry that no route covers (leaf index 0 is never handed out).
 const NONE: u32 = 0;
 
-/// One chunk: an entry per value of its 8 bits.
+/// One chunk: an entry per value of its bits.
 type ChunkEntries = [AtomicU32; 1 << STRIDE];
 
 /// Bytes of a transparent huge page (x86-64 and aarch64 with 4 KiB base pages).
+#[cfg(not(loom))]
 const HUGE_PAGE: usize = 1 << 21;
 
 /// Asks the kernel to back the whole huge pages inside `[ptr, ptr + len)` with transparent huge
@@ -69,6 +81,7 @@ const HUGE_PAGE: usize = 1 << 21;
 /// request). A lookup then finds its page in the TLB: the first level spans 32 huge pages
 /// instead of 16,384 small ones, and random lookups missed the TLB on almost every read
 /// (measured in `docs/BENCHMARKS.md`). Must run before the pages are first touched.
+#[cfg(not(loom))]
 fn advise_huge_pages(ptr: *mut u8, len: usize) {
     #[cfg(all(target_os = "linux", not(miri)))]
     {
@@ -85,11 +98,31 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     let _ = (ptr, len);
 }
 
+/// `n` empty entries (`NONE`), on huge pages where they span some.
+fn empty_entries(n: usize) -> Box<[AtomicU32]> {
+    #[cfg(not(loom))]
+    // SAFETY: a zeroed `AtomicU32` is 0, `NONE`.
+    return unsafe { zeroed(n) };
+    // loom's atomics are objects of the model, not plain memory: made one by one.
+    #[cfg(loom)]
+    (0..n).map(|_| AtomicU32::new(NONE)).collect()
+}
+
+/// `n` null pointer slots.
+fn null_slots<P>(n: usize) -> Box<[AtomicPtr<P>]> {
+    #[cfg(not(loom))]
+    // SAFETY: a zeroed `AtomicPtr` is null.
+    return unsafe { zeroed(n) };
+    #[cfg(loom)]
+    (0..n).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect()
+}
+
 /// A zeroed boxed slice of `n` values, on huge pages where it spans some.
 ///
 /// # Safety
 ///
 /// All-zero bytes must be a valid `T` (atomics of integers and pointers: 0 and null).
+#[cfg(not(loom))]
 unsafe fn zeroed<T>(n: usize) -> Box<[T]> {
     let layout = Layout::array::<T>(n).expect("the table sizes are constants that fit");
     if layout.size() == 0 {
@@ -117,15 +150,15 @@ struct Slots<P, const BITS: u32, const SEGMENTS: usize> {
 
 /// Leaf slots: 2 MiB segments (one huge page each: the real IPv4 table's 565 k leaves sit in
 /// three), 2^28 leaves at most.
-#[cfg(not(miri))]
+#[cfg(not(any(miri, loom)))]
 type LeafSlots<F> = Slots<RouteData<F>, 18, { 1 << 10 }>;
 /// Chunk slots: 32 KiB segments (chunks are few: 4,760 in the real IPv4 table), 2^24 chunks
 /// at most, one per first-level entry.
-#[cfg(not(miri))]
+#[cfg(not(any(miri, loom)))]
 type ChunkSlots = Slots<ChunkEntries, 12, { 1 << 12 }>;
-#[cfg(miri)]
-type LeafSlots<F> = Slots<RouteData<F>, 6, { 1 << 6 }>;
-#[cfg(miri)]
+#[cfg(any(miri, loom))]
+type LeafSlots<F> = Slots<RouteData<F>, 4, { 1 << 6 }>;
+#[cfg(any(miri, loom))]
 type ChunkSlots = Slots<ChunkEntries, 4, { 1 << 6 }>;
 
 impl<P, const BITS: u32, const SEGMENTS: usize> Slots<P, BITS, SEGMENTS> {
@@ -133,12 +166,12 @@ impl<P, const BITS: u32, const SEGMENTS: usize> Slots<P, BITS, SEGMENTS> {
     const CAPACITY: usize = SEGMENTS << BITS;
 
     fn new() -> Self {
-        // SAFETY: a zeroed `AtomicPtr` is null.
-        Slots { segments: unsafe { zeroed(SEGMENTS) } }
+        Slots { segments: null_slots(SEGMENTS) }
     }
 
     /// One segment's layout: aligned to its size up to a huge page, so that a 2 MiB segment
     /// is exactly one.
+    #[cfg(not(loom))]
     fn segment_layout() -> Layout {
         let size = std::mem::size_of::<AtomicPtr<P>>() << BITS;
         Layout::from_size_align(size, size.min(HUGE_PAGE)).expect("a power of two")
@@ -160,30 +193,56 @@ impl<P, const BITS: u32, const SEGMENTS: usize> Slots<P, BITS, SEGMENTS> {
     fn ensure(&self, index: u32) {
         let link = &self.segments[(index >> BITS) as usize];
         if link.load(Ordering::Relaxed).is_null() {
-            let layout = Self::segment_layout();
-            // SAFETY: the layout has a non-zero size.
-            let segment = unsafe { std::alloc::alloc(layout) };
-            if segment.is_null() {
-                handle_alloc_error(layout);
-            }
-            // Advice first, then the first touch (the zeroing).
-            advise_huge_pages(segment, layout.size());
-            // SAFETY: `segment` is `layout.size()` writable bytes; zero bytes are null
-            // `AtomicPtr`s.
-            unsafe { segment.write_bytes(0, layout.size()) };
-            // Release publishes the zeroed segment (Acquire in `get`).
-            link.store(segment.cast(), Ordering::Release);
+            // Release publishes the initialised segment (Acquire in `get`).
+            link.store(Self::new_segment(), Ordering::Release);
         }
+    }
+
+    /// A segment of null slots, aligned to its size (up to a huge page).
+    #[cfg(not(loom))]
+    fn new_segment() -> *mut AtomicPtr<P> {
+        let layout = Self::segment_layout();
+        // SAFETY: the layout has a non-zero size.
+        let segment = unsafe { std::alloc::alloc(layout) };
+        if segment.is_null() {
+            handle_alloc_error(layout);
+        }
+        // Advice first, then the first touch (the zeroing).
+        advise_huge_pages(segment, layout.size());
+        // SAFETY: `segment` is `layout.size()` writable bytes; zero bytes are null `AtomicPtr`s.
+        unsafe { segment.write_bytes(0, layout.size()) };
+        segment.cast()
+    }
+
+    #[cfg(loom)]
+    fn new_segment() -> *mut AtomicPtr<P> {
+        Box::into_raw(null_slots::<P>(1 << BITS)).cast()
+    }
+
+    /// Frees a segment made by [`Slots::new_segment`].
+    ///
+    /// # Safety
+    ///
+    /// `segment` came from `new_segment` and is freed once; nobody reads it any more.
+    unsafe fn free_segment(segment: *mut AtomicPtr<P>) {
+        #[cfg(not(loom))]
+        // SAFETY: allocated in `new_segment` with this layout (the caller's contract).
+        unsafe {
+            std::alloc::dealloc(segment.cast(), Self::segment_layout())
+        };
+        #[cfg(loom)]
+        // SAFETY: a boxed slice of `1 << BITS` slots made in `new_segment` (the caller's contract).
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(segment, 1 << BITS)) });
     }
 }
 
 impl<P, const BITS: u32, const SEGMENTS: usize> Drop for Slots<P, BITS, SEGMENTS> {
     fn drop(&mut self) {
-        for link in self.segments.iter_mut() {
-            let segment = *link.get_mut();
+        for link in self.segments.iter() {
+            let segment = link.load(Ordering::Relaxed);
             if !segment.is_null() {
-                // SAFETY: allocated in `ensure` with this layout, freed once, here.
-                unsafe { std::alloc::dealloc(segment.cast(), Self::segment_layout()) };
+                // SAFETY: linked by `ensure`, freed once, here; the table is being dropped.
+                unsafe { Self::free_segment(segment) };
             }
         }
     }
@@ -271,8 +330,7 @@ impl<F: Family> Direct<F> {
     pub(crate) fn new() -> Self {
         debug_assert_eq!(F::BITS, 32, "the direct layout is for IPv4");
         Direct {
-            // SAFETY: a zeroed `AtomicU32` is 0 (`NONE`).
-            first: unsafe { zeroed(1 << FIRST_BITS) },
+            first: empty_entries(1 << FIRST_BITS),
             leaves: Slots::new(),
             chunks: Slots::new(),
             writer: Mutex::new(Writer {
@@ -416,10 +474,17 @@ impl<F: Family> Direct<F> {
                 let paint = |current: u32| (current == index).then_some(parent);
                 let mut chunks = ChunkBook { below, indices: chunk_indices, released: &self.released };
                 self.paint_prefix(key, len, &paint, &mut chunks, Change::Remove);
-                let released = self.released.clone();
-                // SAFETY: the closure only hands the index back; by then no reader that could
-                // have loaded it is left (invariant 4: no entry holds it any more).
-                unsafe { crate::reclaim::retire(move || lock(&released).leaves.push(index)) };
+                // The planted bug of the loom mutant check: the index is reusable at once, so a
+                // reader that loaded it may read the slot after another prefix took it over.
+                #[cfg(rtmgr_mutant = "eager_reuse")]
+                leaf_indices.free.push(index);
+                #[cfg(not(rtmgr_mutant = "eager_reuse"))]
+                {
+                    let released = self.released.clone();
+                    // SAFETY: the closure only hands the index back; by then no reader that
+                    // could have loaded it is left (invariant 4: no entry holds it any more).
+                    unsafe { crate::reclaim::retire(move || lock(&released).leaves.push(index)) };
+                }
             }
         }
     }
@@ -570,13 +635,13 @@ struct ChunkBook<'a> {
 }
 
 /// Locks a mutex whose holder cannot leave its data inconsistent (a push, a swap).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<F: Family> Drop for Direct<F> {
     fn drop(&mut self) {
-        let writer = self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let writer = lock(&self.writer);
         for (index, &below) in writer.below.iter().enumerate() {
             if below > 0 {
                 let raw = self.chunks.get(index as u32).load(Ordering::Relaxed);

@@ -34,11 +34,9 @@
 
 mod chunk;
 mod compact;
-#[cfg(not(loom))]
 mod direct;
 
 use compact::Compact;
-#[cfg(not(loom))]
 use direct::Direct;
 
 use crate::sync::epoch::Guard;
@@ -82,7 +80,6 @@ pub(crate) struct Fib<F: Family> {
 
 enum Layout<F: Family> {
     Compact(Compact<F>),
-    #[cfg(not(loom))]
     Direct(Direct<F>),
 }
 
@@ -108,14 +105,12 @@ fn mask(len: u32) -> u128 {
 }
 
 impl<F: Family> Fib<F> {
-    /// An empty forwarding table for `view` (a single view) in `layout` (IPv6, and the loom
-    /// build, always get the compact one: the loom models check that layout).
+    /// An empty forwarding table for `view` (a single view) in `layout` (IPv6 always gets the
+    /// compact one).
     pub(crate) fn new(view: ViewSet, layout: ForwardingLayout) -> Self {
-        #[cfg(not(loom))]
         if layout == ForwardingLayout::Direct && F::BITS == 32 {
             return Fib { view, layout: Layout::Direct(Direct::new()) };
         }
-        let _ = layout;
         Fib { view, layout: Layout::Compact(Compact::new()) }
     }
 
@@ -128,7 +123,6 @@ impl<F: Family> Fib<F> {
     #[inline]
     pub(crate) fn lookup<'g>(&self, key: u128, guard: &'g Guard) -> Option<&'g RouteData<F>> {
         match &self.layout {
-            #[cfg(not(loom))]
             Layout::Direct(direct) => direct.lookup(key, guard),
             Layout::Compact(compact) => compact.lookup(key, guard),
         }
@@ -145,7 +139,6 @@ impl<F: Family> Fib<F> {
         out: &mut Vec<Option<&'g RouteData<F>>>,
     ) {
         match &self.layout {
-            #[cfg(not(loom))]
             Layout::Direct(direct) => direct.lookup_batch_extend(keys, guard, out),
             Layout::Compact(compact) => compact.lookup_batch_extend(keys, guard, out),
         }
@@ -161,7 +154,6 @@ impl<F: Family> Fib<F> {
         best: impl FnOnce(&Guard) -> Option<*const RouteData<F>>,
     ) {
         match &self.layout {
-            #[cfg(not(loom))]
             Layout::Direct(direct) => direct.refresh(key, len, best),
             Layout::Compact(compact) => compact.refresh(key, len, best),
         }
