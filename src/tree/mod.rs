@@ -157,7 +157,10 @@ impl<V: Send + Sync + 'static> Node<V> {
 fn splice<T: Clone>(bitmap: u32, items: &[T], bit: u32, value: Option<T>) -> (u32, Box<[T]>) {
     let at = rank(bitmap, bit);
     let present = bitmap & (1 << bit) != 0;
-    let mut out = Vec::with_capacity(items.len() + 1);
+    // The exact length: a spare slot would make `into_boxed_slice` reallocate to shrink (a
+    // replacement — every node on a path copy above the changed one — is the common case).
+    let len = items.len() + usize::from(value.is_some()) - usize::from(present);
+    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&items[..at]);
     let rest = if present { &items[at + 1..] } else { &items[at..] };
     let bitmap = match value {
