@@ -202,7 +202,7 @@ fn main() {
             let guard = table.pin();
             ks.iter().fold(0usize, |a, &k| a.wrapping_add(rtmgr_probe(&table, k, &guard)))
         };
-        // The batched lookup (16 in lockstep, see `Table::lookup_batch`), on the same addresses.
+        // The batched lookup (reads overlapped, see `Table::lookup_batch`), on the same addresses.
         let read_batch = |ks: &[u128]| {
             let addrs: Vec<_> = ks.iter().map(|&k| Ipv4::addr(k)).collect();
             let guard = table.pin();

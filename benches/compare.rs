@@ -141,7 +141,7 @@ fn fold<L: Lpm>(l: &L, keys: &[u128]) -> usize {
 }
 
 #[inline]
-/// rtmgr's batched lookup ([`rtmgr::Table::lookup_batch`]: 16 lookups in lockstep) over the
+/// rtmgr's batched lookup ([`rtmgr::Table::lookup_batch`]: reads of many lookups overlapped) over the
 /// addresses of `keys`' batch; `addrs` holds every key of the workload as an address.
 fn fold_rtmgr_batch<F: BenchFamily>(t: &Rtmgr<F>, all: &[u128], addrs: &[F::Addr], keys: &[u128]) -> usize {
     // `keys` is a window of `all`: the same window of `addrs`.

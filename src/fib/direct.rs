@@ -35,7 +35,11 @@
 use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 use std::collections::HashMap;
 
-use super::{LANES, prefetch};
+use super::prefetch;
+
+/// How many keys ahead `lookup_batch` requests a first-level entry: enough to cover a miss to
+/// memory at the rate the loop resolves keys.
+const LANES: usize = 16;
 use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, MutexGuard, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
 

@@ -83,10 +83,6 @@ enum Layout<F: Family> {
     Direct(Direct<F>),
 }
 
-/// Lookups a batch runs in lockstep: enough to overlap the cache misses of a level (a core
-/// keeps 10–20 in flight), few enough for the state to stay in registers and L1.
-const LANES: usize = 16;
-
 /// Asks the CPU to start loading `value`'s cache line (a hint: no effect on correctness).
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: *const T) {
@@ -128,10 +124,10 @@ impl<F: Family> Fib<F> {
         }
     }
 
-    /// [`Fib::lookup`] for many keys at once, appended to `out`, `LANES` at a time in
-    /// lockstep: each step issues the next memory read of every lookup before waiting on any,
-    /// so their cache misses overlap instead of queueing (a single lookup is a chain of
-    /// dependent reads that the CPU cannot start early).
+    /// [`Fib::lookup`] for many keys at once, appended to `out`, with the memory reads of
+    /// different keys overlapped (a single lookup is a chain of dependent reads that the CPU
+    /// cannot start early): the compact layout walks a group of keys in lockstep, the direct
+    /// layout pipelines its two reads (see each layout).
     pub(crate) fn lookup_batch_extend<'g>(
         &self,
         keys: &[u128],

@@ -430,9 +430,10 @@ impl<F: Family> Table<F> {
     }
 
     /// [`Table::lookup_data`] for a batch of addresses: `out` is cleared and receives one
-    /// answer per address, in order. With a compiled forwarding table for `view`, 16 lookups
-    /// run in lockstep so that their cache misses overlap, which multiplies throughput when the
-    /// table is larger than the caches; without one, the addresses are looked up one by one.
+    /// answer per address, in order. With a compiled forwarding table for `view`, the memory
+    /// reads of many lookups are in flight at once (prefetched), which multiplies throughput
+    /// when the table is larger than the caches; without one, the addresses are looked up one
+    /// by one.
     ///
     /// ```
     /// # use rtmgr::{EntityConfig, EntityId, Ipv4, NextHopData, RouteData, Table, ViewSet};
