@@ -27,6 +27,10 @@ use std::collections::HashMap;
 use super::chunk::{self, ChildSlot, Chunk, Found, STRIDE, Source};
 use super::{mask, prefetch};
 
+use crate::counted::Ref;
+use crate::sync::{AtomicPtr, Mutex, Ordering, epoch::Guard};
+use crate::{Family, RouteData};
+
 /// Lookups a batch runs in lockstep. Each level is two dependent reads (chunk header, then
 /// entry) and every lane waits for the slowest at each level, so more lanes keep more misses in
 /// flight: on the IPv6 table, addresses inside prefixes (paths of 2–5 chunks), 64 lanes took
@@ -34,10 +38,6 @@ use super::{mask, prefetch};
 /// runs of `benches/compare.rs`, docs/BENCHMARKS.md); the state (two arrays of 64 pointers)
 /// stays in L1.
 const LANES: usize = 64;
-
-use crate::counted::Ref;
-use crate::sync::{AtomicPtr, Mutex, Ordering, epoch::Guard};
-use crate::{Family, RouteData};
 
 /// Bits of address the root array covers. Smaller in the model-checking and miri builds, where
 /// each atomic is costly; the code is the same.

@@ -36,12 +36,12 @@ use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 use std::collections::HashMap;
 
 use super::prefetch;
+use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, MutexGuard, Ordering, epoch::Guard};
+use crate::{Family, RouteData};
 
 /// How many keys ahead `lookup_batch` requests a first-level entry: enough to cover a miss to
 /// memory at the rate the loop resolves keys.
-const LANES: usize = 16;
-use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, MutexGuard, Ordering, epoch::Guard};
-use crate::{Family, RouteData};
+const AHEAD: usize = 16;
 
 /// Bits of address the first level covers: one entry per /24. Smaller under miri, where
 /// painting a short prefix over 16 Mi entries would take hours; the chunks below then nest
@@ -394,7 +394,7 @@ impl<F: Family> Direct<F> {
     }
 
     /// [`Direct::lookup`] for many keys, pipelined: each first-level entry is requested
-    /// `LANES` keys ahead of its read, each leaf slot a batch ahead.
+    /// `AHEAD` keys ahead of its read, each leaf slot a batch ahead.
     pub(crate) fn lookup_batch_extend<'g>(
         &self,
         keys: &[u128],
@@ -403,15 +403,15 @@ impl<F: Family> Direct<F> {
     ) {
         out.reserve(keys.len());
         for batch in keys.chunks(BATCH) {
-            // Software pipelining: the entry of key `i + LANES` is requested while key `i`'s is
+            // Software pipelining: the entry of key `i + AHEAD` is requested while key `i`'s is
             // read, and every leaf slot is requested as soon as its index is known and read
             // only after the whole batch's entries.
             let mut entries = [NONE; BATCH];
-            for &key in &batch[..LANES.min(batch.len())] {
+            for &key in &batch[..AHEAD.min(batch.len())] {
                 prefetch(&self.first[(key >> (128 - FIRST_BITS)) as usize]);
             }
             for (i, &key) in batch.iter().enumerate() {
-                if let Some(&ahead) = batch.get(i + LANES) {
+                if let Some(&ahead) = batch.get(i + AHEAD) {
                     prefetch(&self.first[(ahead >> (128 - FIRST_BITS)) as usize]);
                 }
                 let entry = self.entry((key >> 96) as u32);
