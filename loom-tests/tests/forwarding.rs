@@ -12,8 +12,8 @@
 #![cfg(loom)]
 
 use rtmgr::{
-    EntityConfig, EntityId, ForwardingLayout, Ipv4, NextHopData, Preference, Prefix, Registration, RouteData,
-    Table, TableConfig, ViewSet,
+    EntityConfig, EntityId, ForwardingLayout, Ipv4, NextHopData, Preference, Prefix, Registration, Route,
+    RouteData, Table, TableConfig, ViewSet,
 };
 use rtmgr_loom_tests::loom::thread;
 use rtmgr_loom_tests::{check, reclaim};
@@ -44,6 +44,26 @@ fn entity(table: &Table<Ipv4>, protocol: u32) -> (Registration<Ipv4>, impl Fn(u6
     })
 }
 
+/// The entity's routes on the /8 (tag 1) and on the /16 (tag 2), both of preference 10.
+fn nested_routes(
+    reg: &Registration<Ipv4>,
+    data: &impl Fn(u64, u32) -> RouteData<Ipv4>,
+) -> (Route<Ipv4>, Route<Ipv4>) {
+    let (outer_route, _) = reg.add_route(outer(), data(1, 10)).unwrap();
+    let (inner_route, _) = reg.add_route(inner(), data(2, 10)).unwrap();
+    (outer_route, inner_route)
+}
+
+/// A thread that looks up 10.1.2.3 (under the /16) once, under its own guard, and returns the
+/// tag of the route data it found.
+fn spawn_lookup_under_inner(table: &Table<Ipv4>) -> thread::JoinHandle<Option<u64>> {
+    let table = table.clone();
+    thread::spawn(move || {
+        let guard = table.pin();
+        table.lookup_data([10, 1, 2, 3].into(), ViewSet::UNICAST, &guard).map(|d| d.private)
+    })
+}
+
 /// What the forwarding table and the tree answer for `addr`, read under one guard.
 fn answers(table: &Table<Ipv4>, addr: [u8; 4]) -> (Option<u64>, Option<u64>) {
     let guard = table.pin();
@@ -66,22 +86,13 @@ fn lookup_races_best_route_changes() {
     check(|| {
         let table = table(ForwardingLayout::Compact);
         let (reg, data) = entity(&table, 1);
-        let (outer_route, _) = reg.add_route(outer(), data(1, 10)).unwrap();
-        let (inner_route, _) = reg.add_route(inner(), data(2, 10)).unwrap();
-        let reader = {
-            let table = table.clone();
-            thread::spawn(move || {
-                let guard = table.pin();
-                let found =
-                    table.lookup_data([10, 1, 2, 3].into(), ViewSet::UNICAST, &guard).map(|d| d.private);
-                assert!(matches!(found, Some(2 | 3)), "lookup under the /16 answered {found:?}");
-                drop(guard);
-            })
-        };
+        let (outer_route, inner_route) = nested_routes(&reg, &data);
+        let reader = spawn_lookup_under_inner(&table);
         reg.update_route(&outer_route, |d| *d = data(3, 10)).unwrap();
         reg.delete_route(inner_route).unwrap();
         reclaim(4);
-        reader.join().unwrap();
+        let found = reader.join().unwrap();
+        assert!(matches!(found, Some(2 | 3)), "lookup under the /16 answered {found:?}");
         let (fib, tree) = answers(&table, [10, 1, 2, 3]);
         assert_eq!(tree, Some(3), "the tree's best route");
         assert_eq!(fib, tree, "the forwarding table diverged from the tree");
@@ -132,25 +143,16 @@ fn direct_index_reuse_waits_for_readers() {
     check(|| {
         let table = table(ForwardingLayout::Direct);
         let (reg, data) = entity(&table, 1);
-        let (outer_route, _) = reg.add_route(outer(), data(1, 10)).unwrap();
-        let (inner_route, _) = reg.add_route(inner(), data(2, 10)).unwrap();
-        let reader = {
-            let table = table.clone();
-            thread::spawn(move || {
-                let guard = table.pin();
-                let found =
-                    table.lookup_data([10, 1, 2, 3].into(), ViewSet::UNICAST, &guard).map(|d| d.private);
-                assert!(
-                    matches!(found, Some(1 | 2)),
-                    "lookup under the /16 answered data of another prefix: {found:?}"
-                );
-                drop(guard);
-            })
-        };
+        let (outer_route, inner_route) = nested_routes(&reg, &data);
+        let reader = spawn_lookup_under_inner(&table);
         reg.delete_route(inner_route).unwrap();
         reclaim(4);
         let (other_route, _) = reg.add_route("11.0.0.0/8".parse().unwrap(), data(3, 10)).unwrap();
-        reader.join().unwrap();
+        let found = reader.join().unwrap();
+        assert!(
+            matches!(found, Some(1 | 2)),
+            "lookup under the /16 answered data of another prefix: {found:?}"
+        );
         for (addr, expected) in [([10, 1, 2, 3], 1), ([11, 1, 2, 3], 3)] {
             let (fib, tree) = answers(&table, addr);
             assert_eq!(tree, Some(expected), "the tree's best route");
