@@ -14,8 +14,15 @@
 
 use std::env;
 
-const MUTANTS: [&str; 5] =
-    ["plain_increment", "free_immediately", "relaxed_release", "stale_refresh", "eager_reuse"];
+const MUTANTS: [&str; 7] = [
+    "plain_increment",
+    "free_immediately",
+    "relaxed_release",
+    "stale_refresh",
+    "eager_reuse",
+    "tick_before_cas",
+    "revive_under_snapshot",
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

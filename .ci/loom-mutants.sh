@@ -5,7 +5,10 @@
 # ordered before the destructor, a leak). The fourth mutant, `stale_refresh` in
 # src/table/write.rs (a forwarding refresh that reads the best route before taking the lock),
 # runs on the forwarding models only, whose signature is their convergence check ("diverged
-# from the tree"). It fails unless
+# from the tree"); `eager_reuse` in src/fib/direct.rs runs on the direct-layout models; and
+# `revive_under_snapshot` in src/table/write.rs (lazy removal's presence protocol, see
+# src/table/presence.rs) runs on the snapshot models of presence.rs, whose signature is their
+# exactness check ("not a state the table went through"). It fails unless
 #   - each mutant is caught by at least one model, and
 #   - each model catches at least one mutant (a model that can never fail proves nothing).
 # The clean run must pass too: .ci/run runs .ci/loom.sh first; by hand, this script runs it
@@ -23,13 +26,16 @@ export CARGO_TARGET_DIR="${LOOM_MUTANT_TARGET_DIR:-target/loom-mutant}"
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export RUST_BACKTRACE=0
-MUTANTS=(plain_increment free_immediately relaxed_release stale_refresh eager_reuse)
+MUTANTS=(plain_increment free_immediately relaxed_release stale_refresh eager_reuse revive_under_snapshot)
+# `tick_before_cas` (also planted) is caught only by `presence::snapshot_races_emptying_and_link`,
+# a three-thread model too slow for CI (`#[ignore]`d; docs/VERIFICATION.md gives the run by hand).
+# Ignored models are left out here as in the clean run.
 # A mutant that only some models can meet runs on those only (a prefix of the model key).
-declare -A ONLY=([stale_refresh]="forwarding::" [eager_reuse]="forwarding::direct")
+declare -A ONLY=([stale_refresh]="forwarding::" [eager_reuse]="forwarding::direct" [tick_before_cas]="presence::snapshot" [revive_under_snapshot]="presence::snapshot")
 # What a real catch looks like (a mutant that merely hangs or trips loom's branch limit is not):
 # a memory-safety failure, the forwarding models' convergence check, or a lookup answering with
 # another prefix's route (a reused index).
-SIGNATURES='use after free|destroyed twice|Causality violation|leaked|read after its destruction|diverged from the tree|data of another prefix'
+SIGNATURES='use after free|destroyed twice|Causality violation|leaked|read after its destruction|diverged from the tree|data of another prefix|not a state the table went through'
 LOGS="$CARGO_TARGET_DIR/mutant-logs"
 mkdir -p "$LOGS"
 
@@ -42,7 +48,9 @@ for mutant in "${MUTANTS[@]}"; do
         | tee "$LOGS/build-$mutant.log" | sed -n 's/^ *Executable tests\/.*(\(.*\))$/\1/p')
     [ -n "$bins" ] || { cat "$LOGS/build-$mutant.log"; echo "no model binaries built"; exit 1; }
     for bin in $bins; do
+        ignored=" $("$bin" --list --format terse --ignored 2>/dev/null | sed -n 's/: test$//p' | tr '\n' ' ') "
         for model in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p'); do
+            [[ "$ignored" == *" $model "* ]] && continue
             key="$(basename "${bin%-*}")::$model"
             [ "$mutant" = "${MUTANTS[0]}" ] && models+=("$key")
             if [ -n "${ONLY[$mutant]:-}" ] && [[ "$key" != "${ONLY[$mutant]}"* ]]; then

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use crate::counted::Ref;
 use crate::sync::{Arc, Ordering};
-use crate::table::objects::{DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj};
+use crate::table::objects::{
+    DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj, RouteSet,
+};
 use crate::{EntityId, Error, Family, Prefix, Selector, ViewSet};
 
 macro_rules! handle_common {
@@ -187,7 +189,10 @@ impl<F: Family> fmt::Debug for NextHop<F> {
 /// A counted reference to a destination (a prefix with routes).
 ///
 /// It stays readable after the destination left the table, and then reads as deleted with no
-/// routes.
+/// routes, for good: a handle belongs to one *incarnation* of its prefix's destination, from a
+/// first route to the removal of the last, and a route added to the prefix later makes a new
+/// incarnation that the old handle does not see (even when the table reuses the emptied
+/// destination in place; see `table/presence.rs`).
 ///
 /// ```
 /// use rtmgr::{EntityConfig, EntityId, Ipv4, NextHopData, RouteData, Selector, Table, ViewSet};
@@ -200,15 +205,53 @@ impl<F: Family> fmt::Debug for NextHop<F> {
 /// assert_eq!(dest.routes().len(), 1);
 /// # Ok::<(), rtmgr::Error>(())
 /// ```
-pub struct Destination<F: Family>(Ref<DestObj<F>>);
-handle_common!(Destination, DestObj);
+pub struct Destination<F: Family> {
+    obj: Ref<DestObj<F>>,
+    /// The incarnation the handle belongs to (`RouteSet::incarnation`).
+    incarnation: u64,
+}
+
+impl<F: Family> Clone for Destination<F> {
+    fn clone(&self) -> Self {
+        Destination { obj: self.obj.clone(), incarnation: self.incarnation }
+    }
+}
+
+impl<F: Family> PartialEq for Destination<F> {
+    fn eq(&self, other: &Self) -> bool {
+        Ref::ptr_eq(&self.obj, &other.obj) && self.incarnation == other.incarnation
+    }
+}
+
+impl<F: Family> Eq for Destination<F> {}
 
 impl<F: Family> Destination<F> {
+    /// The handle of `dest`'s incarnation whose route set is (or was) `set`.
+    pub(crate) fn from_ref(dest: Ref<DestObj<F>>, set: &RouteSet<F>) -> Self {
+        Self::of_incarnation(dest, set.incarnation)
+    }
+
+    /// The handle of `dest`'s `incarnation`.
+    pub(crate) fn of_incarnation(dest: Ref<DestObj<F>>, incarnation: u64) -> Self {
+        Destination { obj: dest, incarnation }
+    }
+
+    pub(crate) fn obj(&self) -> &DestObj<F> {
+        &self.obj
+    }
+
+    /// The destination's route set, if it is still the handle's incarnation (otherwise the
+    /// handle's destination is deleted: it has no routes).
+    pub(crate) fn current_set<'g>(&self, guard: &'g crate::sync::epoch::Guard) -> Option<&'g RouteSet<F>> {
+        let set = self.obj.routes(guard);
+        (set.incarnation == self.incarnation && !set.is_absent()).then_some(set)
+    }
+
     /// The destination's prefix.
     ///
     /// See the type's example.
     pub fn prefix(&self) -> Prefix<F> {
-        self.0.prefix
+        self.obj.prefix
     }
 
     /// Whether the destination has left the table (its last route was deleted).
@@ -225,7 +268,7 @@ impl<F: Family> Destination<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn is_deleted(&self) -> bool {
-        self.0.is_removed(&crate::reclaim::pin())
+        self.current_set(&crate::reclaim::pin()).is_none()
     }
 
     /// Every route, best first (all views; inactive ones included).
@@ -233,7 +276,7 @@ impl<F: Family> Destination<F> {
     /// See the type's example.
     pub fn routes(&self) -> Vec<RouteInfo<F>> {
         let guard = crate::reclaim::pin();
-        self.0.routes(&guard).routes.iter().map(|e| RouteInfo::of(e)).collect()
+        self.current_set(&guard).map_or_else(Vec::new, |set| set.routes.iter().map(RouteInfo::of).collect())
     }
 
     /// The route the selector picks among the active routes in `views`.
@@ -251,7 +294,7 @@ impl<F: Family> Destination<F> {
     /// ```
     pub fn best_route(&self, views: ViewSet, selector: Selector) -> Option<RouteInfo<F>> {
         let guard = crate::reclaim::pin();
-        self.0.routes(&guard).best(views, selector).map(RouteInfo::of)
+        self.current_set(&guard)?.best(views, selector).map(RouteInfo::of)
     }
 
     /// Destination information (RtmGetDestInfo): last change, the views it belongs to, and per
@@ -271,20 +314,23 @@ impl<F: Family> Destination<F> {
     /// ```
     pub fn info(&self, views: ViewSet) -> DestInfo<F> {
         let guard = crate::reclaim::pin();
-        let set = self.0.routes(&guard);
+        let live = self.current_set(&guard);
+        let routes = live.map_or(&[][..], |set| &set.routes[..]);
         DestInfo {
             prefix: self.prefix(),
-            last_changed: set.changed_at,
-            deleted: set.removed,
-            belongs_to: set.views(),
+            // A deleted handle's last change is the destination's latest one (its removal, or
+            // a later incarnation's change).
+            last_changed: self.obj.routes(&guard).changed_at,
+            deleted: live.is_none(),
+            belongs_to: live.map_or(ViewSet::NONE, RouteSet::views),
             views: views
                 .iter()
                 .map(|v| {
                     let view = ViewSet::from_bits(1 << v);
                     ViewInfo {
                         view: v,
-                        route_count: set.routes.iter().filter(|e| e.data.views.intersects(view)).count(),
-                        best: set.best(view, Selector::Best).map(RouteInfo::of),
+                        route_count: routes.iter().filter(|e| e.data.views.intersects(view)).count(),
+                        best: live.and_then(|set| set.best(view, Selector::Best)).map(RouteInfo::of),
                         hold_down: None,
                     }
                 })
@@ -347,7 +393,10 @@ impl<F: Family> Route<F> {
     ///
     /// See [`Destination`]'s examples.
     pub fn destination(&self) -> Destination<F> {
-        Destination(self.0.dest.clone())
+        // The destination's current incarnation: the route's own while the route is in it (of
+        // a deleted route, the prefix's destination now, live or not).
+        let guard = crate::reclaim::pin();
+        Destination::from_ref(self.0.dest.clone(), self.0.dest.routes(&guard))
     }
 
     /// The destination's prefix.

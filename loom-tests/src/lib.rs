@@ -28,10 +28,17 @@ pub fn check<F>(model: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    check_bounded(2, model);
+}
+
+/// [`check`] with `bound` preemptions when `LOOM_MAX_PREEMPTIONS` is unset or larger: for
+/// models of three threads, whose exploration at bound 2 is out of reach.
+pub fn check_bounded<F>(bound: usize, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(bound, |b| b.min(bound)));
     // Driving reclamation takes many steps in one execution; loom's default cap (1000) is for
     // spin-loop detection, which these models do not need that tight.
     if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {

@@ -5,9 +5,10 @@
 //!
 //! Like `table.rs`, each model builds its table single-threaded first (deterministic, so it costs
 //! loom no branching), then races the threads. The tree is the smallest one with depth: a /4
-//! (a prefix of the root node) and a /8 below it (a prefix of the root's child), so deleting the
-//! /8 path-copies the root and drops the child node from the live version, while the
-//! enumeration's snapshot still holds the old root, the old child and the destination.
+//! (a prefix of the root node) and a /8 below it (a prefix of the root's child), so taking the
+//! /8 out of the tree (the sweep its emptying starts, see the model) path-copies the root and
+//! drops the child node from the live version, while the enumeration's snapshot still holds
+//! the old root, the old child and the destination.
 
 #![cfg(loom)]
 
@@ -43,9 +44,11 @@ fn inner() -> Prefix<Ipv4> {
 /// - thread A closes the enumeration: it releases the snapshot's root, and retires it if the
 ///   deleter has already replaced the live root (the old root, the old child and their
 ///   references to the destination then go at reclamation);
-/// - thread B deletes the /8's route: the route set becomes the removed marker by
-///   compare-and-swap and the old set is released, then the destination is unlinked (a new root
-///   without the child replaces the old one, which is released);
+/// - thread B deletes the /8's route: the route set becomes empty by compare-and-swap and the
+///   old set is released; the /8 is the third emptied destination (the setup emptied two
+///   others), so B sweeps: it replaces each empty set with the removed marker and takes the
+///   three destinations out of the tree (a new root without the child replaces the old one,
+///   which is released);
 /// - the main thread clones the batch's destination handle, reads its prefix and its route set
 ///   (twice: `info`, which also takes and releases a reference to the best route, then
 ///   `is_deleted`) and releases the clone.
@@ -73,7 +76,15 @@ fn close_races_delete_and_batch_reference() {
         let reg = table.register(EntityConfig::new(EntityId::new(1, 0))).unwrap();
         let (nh, _) = reg.add_next_hop([192, 0, 2, 1].into(), 1, NextHopData::default()).unwrap();
         let (kept, _) = reg.add_route(outer(), RouteData::new(vec![nh.clone()])).unwrap();
-        let (doomed, _) = reg.add_route(inner(), RouteData::new(vec![nh])).unwrap();
+        let (doomed, _) = reg.add_route(inner(), RouteData::new(vec![nh.clone()])).unwrap();
+        // Two emptied destinations (lazy removal keeps them in the tree), so that emptying the
+        // /8 in the race is the third and starts a sweep, which takes the /8 out of the tree.
+        for emptied in ["32.0.0.0/8", "48.0.0.0/8"] {
+            let (route, _) =
+                reg.add_route(emptied.parse().unwrap(), RouteData::new(vec![nh.clone()])).unwrap();
+            reg.delete_route(route).unwrap();
+        }
+        drop(nh);
 
         let mut dests =
             table.enumerate_destinations(DestOptions::default().start(EnumStart::From(inner()))).unwrap();

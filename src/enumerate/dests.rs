@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use super::{BatchEnd, EnumStart, SnapshotWalk, Walk};
 use crate::handles::{Destination, RouteInfo};
 use crate::table::objects::RouteSet;
+use crate::table::presence::Cut;
 use crate::table::{DestMatch, Table};
 use crate::{EntityId, Error, Family, Selector, ViewSet};
 
@@ -97,8 +98,10 @@ impl<F: Family> DestOptions<F> {
         self
     }
 
-    fn wants(&self, set: &RouteSet<F>) -> bool {
-        if self.views != ViewSet::ALL && (set.removed || !set.has_route_in(self.views)) {
+    /// Whether to report a destination whose route set is `set` now (a destination absent at
+    /// creation is never reported; see the module docs).
+    fn wants(&self, set: &RouteSet<F>, cut: Cut) -> bool {
+        if !cut.was_present(set) || (self.views != ViewSet::ALL && !set.has_route_in(self.views)) {
             return false;
         }
         match self.filter {
@@ -147,10 +150,9 @@ impl<F: Family> Table<F> {
     ///
     /// See [`DestEnumeration`]'s example.
     pub fn enumerate_destinations(&self, options: DestOptions<F>) -> Result<DestEnumeration<F>, Error> {
-        let snapshot = self.inner.tree.snapshot(&crate::reclaim::pin());
         Ok(DestEnumeration {
             max_batch: self.inner.config.max_batch,
-            walk: SnapshotWalk::new(snapshot, options.start),
+            walk: SnapshotWalk::open(&self.inner, options.start),
             options,
             end: BatchEnd::default(),
             buffered: VecDeque::new(),
@@ -178,11 +180,12 @@ impl<F: Family> DestEnumeration<F> {
         let guard = crate::reclaim::pin();
         let options = self.options;
         let target = out.len() + n;
+        let cut = self.walk.cut();
         self.walk.step(|dest| {
             let set = dest.routes(&guard);
-            if options.wants(set) {
+            if options.wants(set, cut) {
                 out.push(DestMatch {
-                    destination: Destination::from_ref(dest.clone()),
+                    destination: Destination::from_ref(dest.clone(), set),
                     route: set.best(options.views, options.selector).map(RouteInfo::of),
                 });
             }

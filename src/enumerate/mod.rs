@@ -13,9 +13,10 @@
 //! What is reported *for* each destination (its routes, best route, deleted state) is its state
 //! when the batch reads it, as RTM specifies. A destination deleted after creation is still
 //! yielded, reading as deleted with no routes — unless a view or ownership filter, evaluated at
-//! read time, leaves it out. A destination whose last route was being deleted at the instant of
-//! creation (emptied, not yet unlinked) is *deleting*: it is yielded only by unfiltered
-//! enumerations, reading as deleted.
+//! read time, leaves it out. Emptied destinations stay in the tree until a sweep; the snapshot
+//! tells those emptied before its creation (left out) from those emptied after (yielded) by the
+//! table's presence clock, and while it is open no emptied destination comes back in place, so
+//! none absent at creation is yielded either (`table/presence.rs`).
 //!
 //! # Cost and memory
 //!
@@ -43,7 +44,9 @@ pub use routes::{RouteEnumeration, RouteOptions, RouteScope};
 
 use crate::counted::Ref;
 use crate::family::mask;
+use crate::table::TableInner;
 use crate::table::objects::DestObj;
+use crate::table::presence::{Cut, OpenSnapshot, Presence};
 use crate::tree::{Iter, Node};
 use crate::{Error, Family, Prefix};
 
@@ -70,6 +73,9 @@ pub enum EnumStart<F: Family> {
 /// A resumable walk over one snapshot of the tree, holding no guard.
 pub(crate) struct SnapshotWalk<F: Family> {
     snapshot: Ref<Node<DestObj<F>>>,
+    /// The snapshot's place on the presence clock, which decides whether an empty destination of
+    /// the snapshot was present when it was taken (`table/presence.rs`); open while the walk is.
+    opened: OpenSnapshot,
     /// The range walked: `(key, len)`.
     range: (u128, u8),
     /// Where the next step starts, and whether that prefix itself is still due.
@@ -79,14 +85,17 @@ pub(crate) struct SnapshotWalk<F: Family> {
 }
 
 impl<F: Family> SnapshotWalk<F> {
-    pub(crate) fn new(snapshot: Ref<Node<DestObj<F>>>, start: EnumStart<F>) -> Self {
+    /// Takes a snapshot of `table`'s tree now (O(1)) and starts a walk over it at `start`.
+    pub(crate) fn open(table: &TableInner<F>, start: EnumStart<F>) -> Self {
+        let (opened, snapshot) =
+            Presence::open_snapshot(&table.presence, || table.tree.snapshot(&crate::reclaim::pin()));
         let (range, from) = match start {
             EnumStart::All => ((0, 0), (0, 0)),
             EnumStart::From(p) => ((0, 0), (p.key(), p.len())),
             EnumStart::Within(p) => ((p.key(), p.len()), (p.key(), p.len())),
         };
         debug_assert_eq!(from.0 & mask(range.1), range.0);
-        SnapshotWalk { snapshot, range, from, inclusive: true, done: false }
+        SnapshotWalk { snapshot, opened, range, from, inclusive: true, done: false }
     }
 
     /// Visits destinations in order from where the last step stopped, until `visit` says stop
@@ -111,6 +120,11 @@ impl<F: Family> SnapshotWalk<F> {
 
     pub(crate) fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// The snapshot's instant, which decides whether a destination of it was present then.
+    pub(crate) fn cut(&self) -> Cut {
+        self.opened.cut()
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use super::{BatchEnd, EnumStart, SnapshotWalk, Walk};
 use crate::handles::{Destination, RouteInfo};
-use crate::table::objects::DestObj;
+use crate::table::objects::RouteSet;
 use crate::table::{RouteMatch, Table};
 use crate::{Error, Family};
 
@@ -120,9 +120,7 @@ impl<F: Family> Table<F> {
                 self.check_table(dest.obj().table_id)?;
                 Source::Single(Some(dest))
             }
-            RouteScope::Destinations(start) => {
-                Source::Walk(SnapshotWalk::new(self.inner.tree.snapshot(&crate::reclaim::pin()), start))
-            }
+            RouteScope::Destinations(start) => Source::Walk(SnapshotWalk::open(&self.inner, start)),
         };
         Ok(RouteEnumeration {
             max_batch: self.inner.config.max_batch,
@@ -158,21 +156,23 @@ impl<F: Family> RouteEnumeration<F> {
         let guard = crate::reclaim::pin();
         let criteria = &self.criteria;
         let pending = &mut self.pending;
-        let collect = |dest: &DestObj<F>, pending: &mut VecDeque<RouteInfo<F>>| {
-            pending
-                .extend(dest.routes(&guard).routes.iter().map(RouteInfo::of).filter(|r| criteria.matches(r)));
+        let collect = |set: &RouteSet<F>, pending: &mut VecDeque<RouteInfo<F>>| {
+            pending.extend(set.routes.iter().map(RouteInfo::of).filter(|r| criteria.matches(r)));
         };
         match &mut self.source {
             Source::Single(dest) => match dest.take() {
                 Some(dest) => {
-                    collect(dest.obj(), pending);
+                    // A handle of an earlier incarnation reads as deleted: no routes.
+                    if let Some(set) = dest.current_set(&guard) {
+                        collect(set, pending);
+                    }
                     true
                 }
                 None => false,
             },
             Source::Walk(walk) => {
                 walk.step(|dest| {
-                    collect(dest, pending);
+                    collect(dest.routes(&guard), pending);
                     if pending.is_empty() { Walk::Continue } else { Walk::Stop }
                 });
                 !pending.is_empty()

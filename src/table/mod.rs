@@ -3,6 +3,7 @@
 //! `registration.rs`.
 
 pub(crate) mod objects;
+pub(crate) mod presence;
 mod query;
 mod registration;
 mod write;
@@ -14,10 +15,11 @@ use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::fib::{Fib, ForwardingLayout};
 use crate::handles::Entity;
-use crate::sync::{Arc, AtomicUsize, Ordering, epoch};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, epoch};
 use crate::tree::Tree;
 use crate::{Error, Family, ViewSet};
 use objects::DestObj;
+use presence::Presence;
 
 /// Per-table limits (the profile entities receive at registration) and the views that get a
 /// compiled forwarding table.
@@ -70,8 +72,14 @@ pub(crate) struct TableInner<F: Family> {
     pub(crate) tree: Tree<DestObj<F>>,
     /// The registered entities, copy-on-write.
     pub(crate) entities: EpochCell<Vec<Entity<F>>>,
-    /// Destinations in the tree that are not being removed (exact when no write is in flight).
+    /// Destinations with routes (exact when no write is in flight).
     pub(crate) dest_count: AtomicUsize,
+    /// Emptied destinations still in the tree, waiting for a sweep (see `presence.rs`).
+    pub(crate) empty_dests: AtomicUsize,
+    /// Held by the one running sweep.
+    pub(crate) sweep_lock: Mutex<()>,
+    /// The presence clock and open snapshots (see `presence.rs`).
+    pub(crate) presence: Arc<Presence>,
     /// Routes in the table (exact when no write is in flight).
     pub(crate) route_count: AtomicUsize,
     /// One compiled forwarding table per view in `config.forwarding`.
@@ -155,6 +163,9 @@ impl<F: Family> Table<F> {
                 tree: Tree::new(),
                 entities: EpochCell::new(Ref::new(Vec::new())),
                 dest_count: AtomicUsize::new(0),
+                empty_dests: AtomicUsize::new(0),
+                sweep_lock: Mutex::new(()),
+                presence: Arc::new(Presence::new()),
                 route_count: AtomicUsize::new(0),
                 forwarding: config
                     .forwarding
@@ -185,7 +196,7 @@ impl<F: Family> Table<F> {
     ///
     /// See [`Table::new`]'s example.
     pub fn destination_count(&self) -> usize {
-        self.inner.dest_count.load(Ordering::Relaxed)
+        self.inner.destination_count()
     }
 
     /// The number of routes in the table (exact when no write is in flight).

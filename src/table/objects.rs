@@ -17,7 +17,8 @@ use dashmap::DashMap;
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::handles::NextHop;
-use crate::sync::{Arc, AtomicBool, SerialCounter, epoch::Guard};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, SerialCounter, epoch::Guard};
+use crate::table::presence::PENDING;
 use crate::{EntityId, Family, NextHopFlags, Preference, Prefix, RouteFlags, Selector, ViewSet};
 
 /// A registered entity (a protocol instance or management client).
@@ -186,10 +187,20 @@ impl<F: Family> RouteEntry<F> {
 }
 
 /// A destination's routes at one instant, in best order. Immutable once published.
+///
+/// A destination with an empty set is absent (it stays in the tree until a sweep, see
+/// `presence.rs`); one with the *removed* marker has left or is leaving the tree for good.
 pub(crate) struct RouteSet<F: Family> {
-    /// Set once the last route is gone: the destination is leaving the tree and must not get
-    /// new routes (a writer replaces it in the tree with a fresh destination instead).
+    /// Set when a sweep takes the (empty) destination out of the tree, or a writer replaces it
+    /// there: it must not get new routes (a writer replaces it with a fresh destination instead).
     pub(crate) removed: bool,
+    /// For an empty or removed set: the presence-clock tick of the emptying (0: it never held
+    /// a route; `PENDING` until the emptying has read its tick). 0 for a set with routes.
+    gone_at: AtomicU64,
+    /// Which incarnation of the destination the set belongs to: kept by every change but a
+    /// revival, which starts a new one (destination handles belong to one; see
+    /// `handles::Destination`).
+    pub(crate) incarnation: u64,
     /// When this version was made.
     pub(crate) changed_at: Instant,
     /// The routes, best first.
@@ -197,15 +208,42 @@ pub(crate) struct RouteSet<F: Family> {
 }
 
 impl<F: Family> RouteSet<F> {
-    /// A live set of these routes, sorted into best order.
-    pub(crate) fn new(mut routes: Vec<RouteEntry<F>>) -> Self {
+    /// A set of these routes (at least one) of the destination's `incarnation`, sorted into
+    /// best order.
+    pub(crate) fn new(mut routes: Vec<RouteEntry<F>>, incarnation: u64) -> Self {
         routes.sort_by_key(RouteEntry::order_key);
-        RouteSet { removed: false, changed_at: now(), routes }
+        RouteSet { removed: false, gone_at: AtomicU64::new(0), incarnation, changed_at: now(), routes }
     }
 
-    /// The set of a destination that has left (or is leaving) the tree.
-    pub(crate) fn removed() -> Self {
-        RouteSet { removed: true, changed_at: now(), routes: Vec::new() }
+    /// The empty set of a destination losing its last route; its emptying stores its tick with
+    /// [`RouteSet::set_gone_at`] once the set is published.
+    pub(crate) fn emptied(incarnation: u64) -> Self {
+        let gone_at = AtomicU64::new(PENDING);
+        RouteSet { removed: false, gone_at, incarnation, changed_at: now(), routes: Vec::new() }
+    }
+
+    /// The set of a destination that has left (or is leaving) the tree, empty since tick
+    /// `gone_at` (0 if it was never published with routes).
+    pub(crate) fn removed(gone_at: u64) -> Self {
+        let gone_at = AtomicU64::new(gone_at);
+        RouteSet { removed: true, gone_at, incarnation: 0, changed_at: now(), routes: Vec::new() }
+    }
+
+    /// The presence-clock tick of the emptying (see `presence.rs`).
+    #[inline]
+    pub(crate) fn gone_at(&self) -> u64 {
+        self.gone_at.load(Ordering::SeqCst)
+    }
+
+    /// Records the emptying's tick, read after the set was published.
+    pub(crate) fn set_gone_at(&self, tick: u64) {
+        self.gone_at.store(tick, Ordering::SeqCst);
+    }
+
+    /// Whether the destination is absent: no route (emptied, or removed).
+    #[inline]
+    pub(crate) fn is_absent(&self) -> bool {
+        self.routes.is_empty()
     }
 
     /// The first route in best order that is active, in one of `views`, and whose owner the
@@ -279,11 +317,6 @@ impl<F: Family> DestObj<F> {
     #[inline]
     pub(crate) fn routes<'g>(&self, guard: &'g Guard) -> &'g RouteSet<F> {
         self.routes.load(guard)
-    }
-
-    /// Whether the destination has left (or is leaving) the tree.
-    pub(crate) fn is_removed(&self, guard: &Guard) -> bool {
-        self.routes(guard).removed
     }
 }
 

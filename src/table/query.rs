@@ -161,7 +161,7 @@ impl<F: Family> Table<F> {
     ) -> Option<DestMatch<F>> {
         let set = dest.routes(guard);
         has_routes_in(set, views).then(|| DestMatch {
-            destination: Destination::from_ref(dest.clone()),
+            destination: Destination::from_ref(dest.clone(), set),
             route: set.best(views, selector).map(RouteInfo::of),
         })
     }
@@ -242,13 +242,13 @@ impl<F: Family> Table<F> {
             let set = d.routes(&guard);
             let accepted = has_routes_in(set, views);
             if accepted {
-                route = Some(set.best(views, selector).map(RouteInfo::of));
+                route = Some((set.incarnation, set.best(views, selector).map(RouteInfo::of)));
             }
             accepted
         });
         match (dest, route) {
-            (Some(dest), Some(route)) => {
-                Ok(DestMatch { destination: Destination::from_ref(dest.clone()), route })
+            (Some(dest), Some((incarnation, route))) => {
+                Ok(DestMatch { destination: Destination::of_incarnation(dest.clone(), incarnation), route })
             }
             _ => Err(Error::NotFound),
         }

@@ -9,7 +9,7 @@ use crate::sync::{Arc, AtomicBool, Ordering, fence};
 use crate::table::objects::{
     self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj, RouteSet,
 };
-use crate::table::write::Unlink;
+use crate::table::write::Sweep;
 use crate::table::{Table, TableInner};
 use crate::{EntityId, Error, Family, Prefix, Selector, ViewSet};
 
@@ -461,7 +461,7 @@ impl<F: Family> Registration<F> {
                 }
                 Err(dest) => {
                     // Lost the race for the prefix: break the dest↔route cycle and retry.
-                    drop(dest.routes.swap(Ref::new(RouteSet::removed())));
+                    drop(dest.routes.swap(Ref::new(RouteSet::removed(0))));
                 }
             }
         };
@@ -497,11 +497,11 @@ impl<F: Family> Registration<F> {
         let dest = Ref::new(DestObj {
             table_id: self.inner().id,
             prefix,
-            routes: EpochCell::new(Ref::new(RouteSet::removed())),
+            routes: EpochCell::new(Ref::new(RouteSet::removed(0))),
         });
         let route = self.new_route(dest.clone());
         // Not published yet: nobody else can see the cell.
-        drop(dest.routes.swap(Ref::new(RouteSet::new(vec![RouteEntry { route: route.clone(), data }]))));
+        drop(dest.routes.swap(Ref::new(RouteSet::new(vec![RouteEntry { route: route.clone(), data }], 0))));
         (dest, route)
     }
 
@@ -621,28 +621,27 @@ impl<F: Family> Registration<F> {
         });
         let inner = self.inner();
         // Empty the entity's routes from every destination first, then take the emptied
-        // destinations out of the tree in one pass: one root CAS instead of one path copy each.
+        // destinations out of the tree in one sweep: one root CAS instead of one path copy each.
         let snapshot = inner.tree.snapshot(&crate::reclaim::pin());
-        let mut emptied = Vec::new();
+        let mut emptied = false;
         for dest in crate::tree::Iter::all(&snapshot) {
             if !dest.routes(&crate::reclaim::pin()).routes.iter().any(|e| self.owns(e)) {
                 continue;
             }
             let mut removed = 0;
-            let changed = inner.change_routes_then(dest, Unlink::Later, |set| {
+            let changed = inner.change_routes_then(dest, Sweep::Later, |set| {
                 let keep: Vec<_> = set.routes.iter().filter(|e| !self.owns(e)).cloned().collect();
                 removed = set.routes.len() - keep.len();
                 Ok(keep)
             });
             if let Ok(Some(change)) = changed {
                 inner.route_count.fetch_sub(removed, Ordering::Relaxed);
-                if change.removed {
-                    emptied.push(dest.clone());
-                }
+                emptied |= change.emptied;
             }
         }
-        if !emptied.is_empty() {
-            inner.prune(&emptied);
+        drop(snapshot);
+        if emptied {
+            inner.sweep();
         }
         let keys: Vec<_> = self.entity.next_hops.iter().map(|e| *e.key()).collect();
         for key in keys {

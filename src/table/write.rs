@@ -4,56 +4,87 @@
 //! # The destination life cycle
 //!
 //! A destination enters the tree with its first route (one root CAS that expects the prefix to
-//! be empty, or to hold a destination that is leaving). When a change empties its route set, the
-//! new set is a *removed* marker, published by the same CAS that removed the last route; from
-//! then on no writer adds to it — a writer that finds it replaces it in the tree with a fresh
-//! destination instead — and the writer that emptied it takes it out of the tree (a CAS that
-//! expects exactly that destination, so it never removes a successor). Readers treat a removed
-//! destination as absent. Every step is one CAS, so each operation is linearizable at its CAS.
+//! be empty, or to hold a destination that is leaving). A change that removes its last route
+//! publishes an *empty* set (readers treat the destination as absent) and leaves it in the tree;
+//! a later route revives it with one route-set CAS, unless an enumeration snapshot is open (see
+//! `presence.rs`). A sweep takes emptied destinations out in bulk: it first replaces each empty
+//! set with the *removed* marker (a CAS from exactly that empty set), from then on no writer adds
+//! to it — a writer that finds it replaces it in the tree with a fresh destination instead — and
+//! then removes the marked destinations from the tree in one new version (or, if other writers
+//! keep winning the root, one by one with CASes that expect exactly that destination, so a
+//! successor is never removed). Every step is one CAS, so each operation is linearizable at its
+//! CAS.
 
 use crate::counted::Ref;
 use crate::sync::{Ordering, epoch};
 use crate::table::TableInner;
-use crate::table::objects::{DestObj, RouteEntry, RouteSet};
+use crate::table::objects::{DestObj, RouteEntry, RouteSet, next_serial};
+use crate::table::presence::{Change, PENDING, SWEEP_MIN};
 use crate::{Error, Family, Selector};
 
 /// What a successful change of a route set did.
 pub(crate) struct SetChange {
     /// Some view's best route is another route or another version of it now.
     pub(crate) best_changed: bool,
-    /// The change emptied the destination: it is leaving the tree.
-    pub(crate) removed: bool,
+    /// The change removed the destination's last route: it is absent now (and stays in the
+    /// tree, empty, until a sweep).
+    pub(crate) emptied: bool,
 }
 
-/// When a destination emptied by a change leaves the tree.
+/// Whether a change that empties a destination may start a sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Unlink {
-    /// Right away, with one root CAS.
-    Now,
-    /// With others, by one [`TableInner::prune`] (bulk withdrawals).
+pub(crate) enum Sweep {
+    /// When the emptied destinations are due for one (see `presence.rs`).
+    WhenDue,
+    /// Not now: the caller empties many destinations and sweeps once at the end.
     Later,
 }
 
+/// The tick of an empty set's emptying, waiting for the emptying writer to store it (it does
+/// right after its CAS; see `presence.rs`).
+fn settled_gone_at<F: Family>(set: &RouteSet<F>) -> u64 {
+    loop {
+        let tick = set.gone_at();
+        if tick != PENDING {
+            return tick;
+        }
+        crate::sync::spin_loop();
+    }
+}
+
+/// The value of a count that concurrent writers change after their CASes, so that a count down
+/// may come before the matching count up and the count dip below 0 for a moment (wrapping):
+/// such a moment reads as 0.
+pub(crate) fn counter_value(raw: usize) -> usize {
+    if raw > isize::MAX as usize { 0 } else { raw }
+}
+
 impl<F: Family> TableInner<F> {
-    /// Replaces `dest`'s route set with the routes `change` computes from the current set,
-    /// retrying on concurrent changes (so `change` may run several times).
-    ///
-    /// Returns `Ok(None)` if the destination is leaving the tree (its set is the removed
-    /// marker), an error if `change` returns one.
+    /// Destinations with routes (exact when no write is in flight).
+    pub(crate) fn destination_count(&self) -> usize {
+        counter_value(self.dest_count.load(Ordering::Relaxed))
+    }
+
+    /// [`TableInner::change_routes_then`] with [`Sweep::WhenDue`].
     pub(crate) fn change_routes(
         &self,
         dest: &DestObj<F>,
         change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
     ) -> Result<Option<SetChange>, Error> {
-        self.change_routes_then(dest, Unlink::Now, change)
+        self.change_routes_then(dest, Sweep::WhenDue, change)
     }
 
-    /// [`TableInner::change_routes`], leaving an emptied destination in the tree when `unlink`
-    /// is [`Unlink::Later`]: the caller then removes it, with others, by [`TableInner::prune`].
+    /// Replaces `dest`'s route set with the routes `change` computes from the current set,
+    /// retrying on concurrent changes (so `change` may run several times).
+    ///
+    /// Returns `Ok(None)` if the destination is leaving the tree (its set is the removed
+    /// marker, or it was empty and may not revive in place because a snapshot is open: see
+    /// `presence.rs`; the caller then links a fresh destination), an error if `change` returns
+    /// one.
     pub(crate) fn change_routes_then(
         &self,
         dest: &DestObj<F>,
-        unlink: Unlink,
+        sweep: Sweep,
         mut change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
     ) -> Result<Option<SetChange>, Error> {
         loop {
@@ -63,25 +94,112 @@ impl<F: Family> TableInner<F> {
                 return Ok(None);
             }
             let routes = change(current)?;
-            let new = if routes.is_empty() { RouteSet::removed() } else { RouteSet::new(routes) };
+            let (was_absent, is_absent) = (current.is_absent(), routes.is_empty());
+            if was_absent && is_absent {
+                return Ok(Some(SetChange { best_changed: false, emptied: false }));
+            }
+            // An emptying or a revival changes presence: it runs inside a bracket that open
+            // snapshots wait for (see `presence.rs`).
+            let bracket = (was_absent || is_absent).then(|| self.presence.change());
+            // The planted bug `revive_under_snapshot` of the loom mutant check skips the check.
+            if was_absent
+                && !cfg!(rtmgr_mutant = "revive_under_snapshot")
+                && bracket.as_ref().is_some_and(Change::snapshot_open)
+            {
+                // No revival in place under an open snapshot: retire the destination, and the
+                // caller puts a fresh one in its place in the tree.
+                drop(bracket);
+                let removed = Ref::new(RouteSet::removed(settled_gone_at(current)));
+                if dest.routes.compare_swap(current_raw, removed, &guard).is_ok() {
+                    self.empty_dests.fetch_sub(1, Ordering::Relaxed);
+                    return Ok(None);
+                }
+                continue;
+            }
+            // A revival starts a new incarnation: handles of the emptied one stay deleted.
+            let incarnation = if was_absent { next_serial() } else { current.incarnation };
+            let new = Ref::new(if is_absent {
+                RouteSet::emptied(incarnation)
+            } else {
+                RouteSet::new(routes, incarnation)
+            });
             let best_changed = current.best_differs(&new);
-            let removed = new.removed;
-            if let Ok(replaced) = dest.routes.compare_swap_take(current_raw, Ref::new(new), &guard) {
+            let published = new.clone();
+            // The planted bug `tick_before_cas`: the tick read before the CAS.
+            #[cfg(rtmgr_mutant = "tick_before_cas")]
+            let early_tick = bracket.as_ref().map(Change::tick);
+            if let Ok(replaced) = dest.routes.compare_swap_take(current_raw, new, &guard) {
+                if let Some(bracket) = bracket {
+                    // The tick is read after the CAS (see `presence.rs`).
+                    #[cfg(not(rtmgr_mutant = "tick_before_cas"))]
+                    let tick = bracket.tick();
+                    #[cfg(rtmgr_mutant = "tick_before_cas")]
+                    let tick = early_tick.unwrap_or_default();
+                    if is_absent {
+                        published.set_gone_at(tick);
+                    }
+                }
+                drop(published);
                 if best_changed {
                     self.refresh_forwarding(dest);
                 }
                 // Only now may the replaced set (and the route data the forwarding tables may
                 // have pointed into) be retired: see "Forwarding tables" above.
                 drop(replaced);
-                if removed {
+                drop(guard);
+                if was_absent {
+                    self.dest_count.fetch_add(1, Ordering::Relaxed);
+                    self.empty_dests.fetch_sub(1, Ordering::Relaxed);
+                } else if is_absent {
                     self.dest_count.fetch_sub(1, Ordering::Relaxed);
-                    if unlink == Unlink::Now {
-                        self.unlink(dest, &guard);
-                    }
+                    self.note_emptied(sweep);
                 }
-                return Ok(Some(SetChange { best_changed, removed }));
+                return Ok(Some(SetChange { best_changed, emptied: is_absent }));
             }
             // Another writer changed the set first: recompute on its version.
+        }
+    }
+
+    /// Counts one more emptied destination and sweeps when they are more than a quarter of the
+    /// table (and at least [`SWEEP_MIN`]), unless a sweep is running already.
+    fn note_emptied(&self, sweep: Sweep) {
+        // Wrapping: a racing revival may count down before this count up (see `counter_value`).
+        let empty = counter_value(self.empty_dests.fetch_add(1, Ordering::Relaxed).wrapping_add(1));
+        if sweep == Sweep::WhenDue && empty >= SWEEP_MIN.max(self.destination_count() / 4) {
+            if let Ok(lock) = self.sweep_lock.try_lock() {
+                self.sweep_locked(&lock);
+            }
+        }
+    }
+
+    /// Takes every emptied destination out of the tree, after any sweep already running.
+    pub(crate) fn sweep(&self) {
+        let lock = self.sweep_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.sweep_locked(&lock);
+    }
+
+    /// The sweep: marks each empty destination removed — a CAS from its empty set, so a
+    /// concurrent revival either wins (the destination stays) or finds the marker and links a
+    /// fresh destination — then takes the marked ones out of the tree in one new version.
+    fn sweep_locked(&self, _lock: &crate::sync::MutexGuard<'_, ()>) {
+        let mut marked = Vec::new();
+        {
+            let guard = crate::reclaim::pin();
+            for dest in crate::tree::Iter::all(self.tree.root(&guard)) {
+                let (raw, set) = dest.routes.load_both(&guard);
+                // A set whose emptying is still in flight waits for the next sweep.
+                if set.removed || !set.is_absent() || set.gone_at() == PENDING {
+                    continue;
+                }
+                let removed = Ref::new(RouteSet::removed(set.gone_at()));
+                if dest.routes.compare_swap(raw, removed, &guard).is_ok() {
+                    self.empty_dests.fetch_sub(1, Ordering::Relaxed);
+                    marked.push(dest.clone());
+                }
+            }
+        }
+        if !marked.is_empty() {
+            self.prune(&marked);
         }
     }
 
@@ -134,7 +252,7 @@ impl<F: Family> TableInner<F> {
     pub(crate) fn prune(&self, fallback: &[crate::counted::Ref<DestObj<F>>]) {
         for _ in 0..3 {
             let guard = crate::reclaim::pin();
-            match self.tree.prune(&guard, |dest| dest.is_removed(&guard)) {
+            match self.tree.prune(&guard, |dest| dest.routes(&guard).removed) {
                 Ok(_) => return,
                 Err(()) => continue,
             }
