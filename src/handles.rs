@@ -228,12 +228,7 @@ impl<F: Family> Eq for Destination<F> {}
 impl<F: Family> Destination<F> {
     /// The handle of `dest`'s incarnation whose route set is (or was) `set`.
     pub(crate) fn from_ref(dest: Ref<DestObj<F>>, set: &RouteSet<F>) -> Self {
-        Self::of_incarnation(dest, set.incarnation)
-    }
-
-    /// The handle of `dest`'s `incarnation`.
-    pub(crate) fn of_incarnation(dest: Ref<DestObj<F>>, incarnation: u64) -> Self {
-        Destination { obj: dest, incarnation }
+        Destination { obj: dest, incarnation: set.incarnation }
     }
 
     pub(crate) fn obj(&self) -> &DestObj<F> {
@@ -318,9 +313,9 @@ impl<F: Family> Destination<F> {
         let routes = live.map_or(&[][..], |set| &set.routes[..]);
         DestInfo {
             prefix: self.prefix(),
-            // A deleted handle's last change is the destination's latest one (its removal, or
-            // a later incarnation's change).
-            last_changed: self.obj.routes(&guard).changed_at,
+            // A live handle's last change is that of the set it read; a deleted handle's is the
+            // destination's latest one (its removal, or a later incarnation's change).
+            last_changed: live.unwrap_or_else(|| self.obj.routes(&guard)).changed_at,
             deleted: live.is_none(),
             belongs_to: live.map_or(ViewSet::NONE, RouteSet::views),
             views: views

@@ -242,13 +242,13 @@ impl<F: Family> Table<F> {
             let set = d.routes(&guard);
             let accepted = has_routes_in(set, views);
             if accepted {
-                route = Some((set.incarnation, set.best(views, selector).map(RouteInfo::of)));
+                route = Some((set, set.best(views, selector).map(RouteInfo::of)));
             }
             accepted
         });
         match (dest, route) {
-            (Some(dest), Some((incarnation, route))) => {
-                Ok(DestMatch { destination: Destination::of_incarnation(dest.clone(), incarnation), route })
+            (Some(dest), Some((set, route))) => {
+                Ok(DestMatch { destination: Destination::from_ref(dest.clone(), set), route })
             }
             _ => Err(Error::NotFound),
         }

@@ -109,9 +109,7 @@ impl<F: Family> TableInner<F> {
                 // No revival in place under an open snapshot: retire the destination, and the
                 // caller puts a fresh one in its place in the tree.
                 drop(bracket);
-                let removed = Ref::new(RouteSet::removed(settled_gone_at(current)));
-                if dest.routes.compare_swap(current_raw, removed, &guard).is_ok() {
-                    self.empty_dests.fetch_sub(1, Ordering::Relaxed);
+                if self.mark_removed(dest, current_raw, settled_gone_at(current), &guard) {
                     return Ok(None);
                 }
                 continue;
@@ -191,9 +189,7 @@ impl<F: Family> TableInner<F> {
                 if set.removed || !set.is_absent() || set.gone_at() == PENDING {
                     continue;
                 }
-                let removed = Ref::new(RouteSet::removed(set.gone_at()));
-                if dest.routes.compare_swap(raw, removed, &guard).is_ok() {
-                    self.empty_dests.fetch_sub(1, Ordering::Relaxed);
+                if self.mark_removed(dest, raw, set.gone_at(), &guard) {
                     marked.push(dest.clone());
                 }
             }
@@ -201,6 +197,23 @@ impl<F: Family> TableInner<F> {
         if !marked.is_empty() {
             self.prune(&marked);
         }
+    }
+
+    /// Replaces `dest`'s empty set `empty` (emptied at tick `gone_at`) with the removed marker
+    /// by CAS, so that no route is added to it any more; false if another writer changed the
+    /// set first. The destination no longer counts as emptied: it is on its way out of the tree.
+    fn mark_removed(
+        &self,
+        dest: &DestObj<F>,
+        empty: *const crate::counted::Counted<RouteSet<F>>,
+        gone_at: u64,
+        guard: &epoch::Guard,
+    ) -> bool {
+        let marked = dest.routes.compare_swap(empty, Ref::new(RouteSet::removed(gone_at)), guard).is_ok();
+        if marked {
+            self.empty_dests.fetch_sub(1, Ordering::Relaxed);
+        }
+        marked
     }
 
     /// Brings every compiled forwarding table up to date with the current best routes of
