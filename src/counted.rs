@@ -23,6 +23,14 @@
 //! 5. A raw pointer may be passed to [`Ref::try_acquire`] only if it was read, under the guard
 //!    given, from a structure that held a [`Ref`] to it at some point after the guard was pinned
 //!    (so by invariant 3 the allocation has not been freed yet).
+//! 6. One exception to the deferral of 3: [`Ref::release_unreachable`] destroys on the spot an
+//!    object whose last unit it releases. Only the routing tree's node destructor uses it, for
+//!    the node's child nodes (`tree/mod.rs`, "Reclamation"): a node is destroyed only when no
+//!    reader can reach it any more (by 3, or by this rule applied to its parent), and a child
+//!    whose last unit it held could be reached only through it, since every other holder of a
+//!    node is either a node destroyed the same way or a counted holder that read through its own
+//!    unit or released it through the collector. So no reader can be inside the child, and
+//!    freeing a replaced path costs one deferral (its root) instead of one per node and epoch.
 //!
 //! The loom models in `loom-tests/` check exactly this module; `--cfg rtmgr_mutant="..."` plants
 //! one bug per protection (`plain_increment`, `free_immediately`, `relaxed_release`) so that the
@@ -236,6 +244,51 @@ impl<T: Send + Sync + 'static> Clone for Ref<T> {
     }
 }
 
+impl<T: Send + Sync + 'static> Ref<T> {
+    /// Gives up this unit of the count; true if it was the last (invariant 3: the caller then
+    /// destroys the object, and only it).
+    #[inline]
+    fn release_unit(&self) -> bool {
+        #[cfg(not(rtmgr_mutant = "relaxed_release"))]
+        let order = Ordering::Release;
+        #[cfg(rtmgr_mutant = "relaxed_release")]
+        let order = Ordering::Relaxed;
+        if self.counted().refs().fetch_sub(1, order) != 1 {
+            return false;
+        }
+        // We took the count to 0 (invariant 3). Acquire pairs with every other holder's Release
+        // decrement so their accesses happen-before the destructor.
+        #[cfg(all(not(rtmgr_tsan), not(rtmgr_mutant = "relaxed_release")))]
+        crate::sync::fence(Ordering::Acquire);
+        #[cfg(all(rtmgr_tsan, not(rtmgr_mutant = "relaxed_release")))]
+        let _ = self.counted().refs().load(Ordering::Acquire);
+        true
+    }
+
+    /// Releases this unit and, if it was the last, destroys the object at once rather than
+    /// through the epoch collector (invariant 6).
+    ///
+    /// # Safety
+    ///
+    /// If this is the last unit, no thread may be able to read the object any more: every
+    /// structure that could lead a reader to it without holding a unit is itself gone, after a
+    /// grace period covering every guard pinned while it could (the tree's node destructor, see
+    /// `tree/mod.rs`, "Reclamation").
+    pub(crate) unsafe fn release_unreachable(this: Self) {
+        let this = std::mem::ManuallyDrop::new(this);
+        // A model already failed and is unwinding: leak, as `Drop` does.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            return;
+        }
+        if this.release_unit() {
+            // SAFETY: the count is 0 (no `Ref` remains, none can be made: invariant 2), and by
+            // the caller's contract no thread can still read the object.
+            unsafe { destroy(this.ptr.as_ptr()) };
+        }
+    }
+}
+
 impl<T: Send + Sync + 'static> Drop for Ref<T> {
     fn drop(&mut self) {
         // A model already failed and is unwinding, possibly outside loom's execution: leak rather
@@ -244,20 +297,9 @@ impl<T: Send + Sync + 'static> Drop for Ref<T> {
         if std::thread::panicking() {
             return;
         }
-        #[cfg(not(rtmgr_mutant = "relaxed_release"))]
-        let order = Ordering::Release;
-        #[cfg(rtmgr_mutant = "relaxed_release")]
-        let order = Ordering::Relaxed;
-        if self.counted().refs().fetch_sub(1, order) != 1 {
+        if !self.release_unit() {
             return;
         }
-        // We took the count to 0 (invariant 3). Acquire pairs with every other holder's Release
-        // decrement so their accesses happen-before the destructor.
-        #[cfg(all(not(rtmgr_tsan), not(rtmgr_mutant = "relaxed_release")))]
-        crate::sync::fence(Ordering::Acquire);
-        #[cfg(all(rtmgr_tsan, not(rtmgr_mutant = "relaxed_release")))]
-        let _ = self.counted().refs().load(Ordering::Acquire);
-
         let ptr = SendPtr(self.ptr.as_ptr());
         #[cfg(rtmgr_mutant = "free_immediately")]
         {
