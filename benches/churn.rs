@@ -196,7 +196,7 @@ fn main() {
 
     // ----- rtmgr
     {
-        let Rtmgr { mut routes, hops, reg, table } = Rtmgr::<Ipv4>::load(&anns);
+        let Rtmgr { mut routes, hops, reg, table, .. } = Rtmgr::<Ipv4>::load(&anns);
         let mut routes: Vec<Option<Route<Ipv4>>> = routes.drain(..).map(Some).collect();
         let read = |ks: &[u128]| {
             let guard = table.pin();

@@ -205,6 +205,9 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
         let r = &mut *loads;
         if selected("ipv4_load") {
             load_case(r, "ipv4", "rtmgr", n, || Rtmgr::<Ipv4>::load_only(&anns));
+            load_case(r, "ipv4", "rtmgr shared route data", n, || {
+                Rtmgr::<Ipv4>::load_only_into(Rtmgr::new().sharing_data(), &anns)
+            });
             let compact =
                 TableConfig { forwarding_layout: ForwardingLayout::Compact, ..TableConfig::default() };
             load_case(r, "ipv4", "rtmgr compact forwarding", n, || {
@@ -333,6 +336,9 @@ fn ipv6(c: &mut Criterion, loads: &mut Vec<String>) {
         let r = &mut *loads;
         if selected("ipv6_load") {
             load_case(r, "ipv6", "rtmgr", n, || Rtmgr::<Ipv6>::load_only(&anns));
+            load_case(r, "ipv6", "rtmgr shared route data", n, || {
+                Rtmgr::<Ipv6>::load_only_into(Rtmgr::new().sharing_data(), &anns)
+            });
             load_case(r, "ipv6", "prefix-trie", n, || load_peer::<PrefixTrie6, _>(&anns));
             load_case(r, "ipv6", "ip_network_table", n, || load_peer::<IpNetworkTable6, _>(&anns));
             load_case(r, "ipv6", "iptrie RTrieMap", n, || load_peer::<IpTrie6, _>(&anns));

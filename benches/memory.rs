@@ -67,9 +67,11 @@ static GLOBAL: Counting = Counting;
 /// IPv4, the compact one for IPv6), with the compact layout for IPv4, and without any.
 const RTMGR_NO_FIB: &str = "rtmgr without forwarding table";
 const RTMGR_COMPACT: &str = "rtmgr compact forwarding";
+const RTMGR_SHARED: &str = "rtmgr shared route data";
 
 const IMPLS_V4: &[&str] = &[
     "rtmgr",
+    RTMGR_SHARED,
     RTMGR_COMPACT,
     RTMGR_NO_FIB,
     "prefix-trie",
@@ -82,6 +84,7 @@ const IMPLS_V4: &[&str] = &[
 ];
 const IMPLS_V6: &[&str] = &[
     "rtmgr",
+    RTMGR_SHARED,
     RTMGR_NO_FIB,
     "prefix-trie",
     "ip_network_table",
@@ -121,7 +124,7 @@ fn one<F: BenchFamily>(file: &str, name: &str) {
     settle();
     let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss());
     let keep: Box<dyn std::any::Any> = match name {
-        "rtmgr" | RTMGR_NO_FIB | RTMGR_COMPACT => {
+        "rtmgr" | RTMGR_NO_FIB | RTMGR_COMPACT | RTMGR_SHARED => {
             let config = match name {
                 RTMGR_NO_FIB => TableConfig { forwarding: ViewSet::NONE, ..TableConfig::default() },
                 RTMGR_COMPACT => {
@@ -129,9 +132,13 @@ fn one<F: BenchFamily>(file: &str, name: &str) {
                 }
                 _ => TableConfig::default(),
             };
-            let mut t = Rtmgr::<F>::load_only_into(Rtmgr::with_config(config), &anns);
-            // The bench's own map from AS to next hop is not the table's.
+            let table = Rtmgr::with_config(config);
+            let table = if name == RTMGR_SHARED { table.sharing_data() } else { table };
+            let mut t = Rtmgr::<F>::load_only_into(table, &anns);
+            // The bench's own maps from AS to next hop and shared data are not the table's
+            // (the shared data stays alive in the routes that use it).
             drop(std::mem::take(&mut t.hops));
+            drop(t.shared.take());
             Box::new(t)
         }
         "prefix-trie" if F::BITS == 32 => Box::new(load_peer::<PrefixTrie4, _>(&anns)),

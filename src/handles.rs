@@ -315,7 +315,7 @@ impl<F: Family> Destination<F> {
             prefix: self.prefix(),
             // A live handle's last change is that of the set it read; a deleted handle's is the
             // destination's latest one (its removal, or a later incarnation's change).
-            last_changed: live.unwrap_or_else(|| self.obj.routes(&guard)).changed_at,
+            last_changed: live.unwrap_or_else(|| self.obj.routes(&guard)).changed_at(),
             deleted: live.is_none(),
             belongs_to: live.map_or(ViewSet::NONE, RouteSet::views),
             views: views

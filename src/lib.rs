@@ -79,7 +79,7 @@ pub use family::{Family, Ipv4, Ipv6, Prefix};
 pub use fib::ForwardingLayout;
 pub use handles::{DestInfo, Destination, Entity, NextHop, Route, RouteInfo, ViewInfo};
 pub use reclaim::{collect_garbage, is_pinned};
-pub use table::objects::{NextHopData, RouteData};
+pub use table::objects::{NextHopData, RouteData, SharedRouteData};
 pub use table::{
     AddMode, ChangeOutcome, DestMatch, EntityConfig, Profile, Registration, RouteMatch, Table, TableConfig,
 };

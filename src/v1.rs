@@ -197,7 +197,7 @@ impl<F: Family> Client<'_, F> {
     ///
     /// See [`Client::get_first_route`]'s example.
     pub fn get_next_route(&self, after: &RouteInfo<F>, criteria: Criteria<F>) -> Result<RouteInfo<F>, Error> {
-        self.table.check_table(after.route.obj().table_id)?;
+        self.table.check_table(after.route.obj().dest.table_id)?;
         self.scan(after.prefix(), Some(after), criteria).ok_or(Error::NoMoreRoutes)
     }
 

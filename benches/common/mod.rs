@@ -19,8 +19,8 @@ use flate2::read::GzDecoder;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rtmgr::{
-    AddMode, EntityConfig, EntityId, Family, Ipv4, Ipv6, NextHop, NextHopData, Prefix, Registration, Route,
-    RouteData, Table, TableConfig, ViewSet,
+    AddMode, EntityConfig, EntityId, Family, Ipv4, Ipv6, NextHop, NextHopData, Preference, Prefix,
+    Registration, Route, RouteData, SharedRouteData, Table, TableConfig, ViewSet,
 };
 
 // ----- configuration -------------------------------------------------------------------------
@@ -230,6 +230,9 @@ pub struct Rtmgr<F: BenchFamily> {
     // Field order: the registration goes before the table.
     pub routes: Vec<Route<F>>,
     pub hops: HashMap<u32, NextHop<F>>,
+    /// With [`Rtmgr::sharing_data`]: one [`SharedRouteData`] per origin AS, given to each of
+    /// its routes (as a routing daemon shares a path's attributes).
+    pub shared: Option<HashMap<u32, SharedRouteData<F>>>,
     pub reg: Registration<F>,
     pub table: Table<F>,
 }
@@ -254,7 +257,13 @@ impl<F: BenchFamily> Rtmgr<F> {
         let reg = table
             .register(EntityConfig::new(EntityId::new(14, 0)).default_preference(170))
             .expect("register");
-        Rtmgr { routes: Vec::new(), hops: HashMap::new(), reg, table }
+        Rtmgr { routes: Vec::new(), hops: HashMap::new(), shared: None, reg, table }
+    }
+
+    /// This table, loaded with one shared route data per origin AS instead of one per route.
+    pub fn sharing_data(mut self) -> Self {
+        self.shared = Some(HashMap::new());
+        self
     }
 
     /// Adds one line: its origin's next hop (created on first use), then the route.
@@ -271,9 +280,18 @@ impl<F: BenchFamily> Rtmgr<F> {
                 nh
             }
         };
-        let (route, _) =
-            self.reg.add_route_with(a.prefix, RouteData::new(vec![nh]), AddMode::New).expect("add_route");
-        route
+        let added = match &mut self.shared {
+            // The entity's default preference given explicitly: data with preference 0 is
+            // copied per route (see `SharedRouteData`).
+            Some(shared) => {
+                let data = shared.entry(a.asn).or_insert_with(|| {
+                    SharedRouteData::new(RouteData::new(vec![nh]).preference(Preference::new(170, 0)))
+                });
+                self.reg.add_route_with(a.prefix, data.clone(), AddMode::New)
+            }
+            None => self.reg.add_route_with(a.prefix, RouteData::new(vec![nh]), AddMode::New),
+        };
+        added.expect("add_route").0
     }
 
     /// Loads every line, keeping the route handles.

@@ -10,9 +10,11 @@
 //! route data holds next hops; an entity holds its next-hop list. Next hops hold no route or
 //! destination, so deleting every route of a table frees every destination.
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use smallvec::SmallVec;
 
 use crate::cell::EpochCell;
 use crate::counted::Ref;
@@ -58,7 +60,6 @@ pub struct NextHopData {
 
 /// The identity part of a route; its changeable data lives in the destination's route set.
 pub(crate) struct RouteObj<F: Family> {
-    pub(crate) table_id: u64,
     /// Creation order: the last tie-break of the best-route order.
     pub(crate) serial: u64,
     pub(crate) owner: Ref<EntityObj<F>>,
@@ -172,6 +173,66 @@ impl<F: Family> RouteData<F> {
     }
 }
 
+/// Route data that many routes share: one allocation for all of them.
+///
+/// A routing daemon gives many prefixes the same attributes (every prefix learnt over one BGP
+/// path has the same next hops and preference); it can make their [`RouteData`] once, share it,
+/// and pass a clone with each route. Each route then costs the table no data allocation of its
+/// own — about 80 bytes per route on the real IPv4 table (docs/BENCHMARKS.md, "Memory"). A
+/// plain [`RouteData`] converts into one (then used by that route alone).
+///
+/// The table resolves a preference of 0 to the owner's default per route: such data is copied
+/// at each add, so give shared data its preference.
+///
+/// ```
+/// use rtmgr::{EntityConfig, EntityId, Ipv4, NextHopData, Preference, RouteData, SharedRouteData, Table};
+/// let table = Table::<Ipv4>::new();
+/// let reg = table.register(EntityConfig::new(EntityId::new(14, 0)))?;
+/// let (nh, _) = reg.add_next_hop("192.0.2.1".parse().unwrap(), 1, NextHopData::default())?;
+/// let path = SharedRouteData::new(RouteData::new(vec![nh]).preference(Preference::new(20, 0)));
+/// let (a, _) = reg.add_route("10.0.0.0/8".parse()?, path.clone())?;
+/// let (b, _) = reg.add_route("11.0.0.0/8".parse()?, path)?;
+/// assert!(std::ptr::eq(&*a.info()?, &*b.info()?)); // one RouteData for both routes
+/// # Ok::<(), rtmgr::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedRouteData<F: Family>(pub(crate) Arc<RouteData<F>>);
+
+impl<F: Family> SharedRouteData<F> {
+    /// Makes `data` shareable.
+    ///
+    /// See the type's example.
+    pub fn new(data: RouteData<F>) -> Self {
+        SharedRouteData(Arc::new(data))
+    }
+}
+
+impl<F: Family> From<RouteData<F>> for SharedRouteData<F> {
+    /// Route data for one route.
+    ///
+    /// ```
+    /// use rtmgr::{Ipv4, RouteData, SharedRouteData};
+    /// let shared: SharedRouteData<Ipv4> = RouteData::new(vec![]).private(7).into();
+    /// assert_eq!(shared.private, 7);
+    /// ```
+    fn from(data: RouteData<F>) -> Self {
+        SharedRouteData::new(data)
+    }
+}
+
+impl<F: Family> std::ops::Deref for SharedRouteData<F> {
+    type Target = RouteData<F>;
+    fn deref(&self) -> &RouteData<F> {
+        &self.0
+    }
+}
+
+impl<F: Family> std::fmt::Debug for SharedRouteData<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// One route in a route set: its identity and the data version current in this set.
 #[derive(Clone)]
 pub(crate) struct RouteEntry<F: Family> {
@@ -186,47 +247,66 @@ impl<F: Family> RouteEntry<F> {
     }
 }
 
+/// A route set's entries. Inline up to one entry: most destinations of a real table have one
+/// route, and their set is then one allocation, not two.
+pub(crate) type RouteList<F> = SmallVec<[RouteEntry<F>; 1]>;
+
 /// A destination's routes at one instant, in best order. Immutable once published.
 ///
 /// A destination with an empty set is absent (it stays in the tree until a sweep, see
-/// `presence.rs`); one with the *removed* marker has left or is leaving the tree for good.
+/// `presence.rs`); one with the *removed* marker (incarnation 0) has left or is leaving the tree
+/// for good.
 pub(crate) struct RouteSet<F: Family> {
-    /// Set when a sweep takes the (empty) destination out of the tree, or a writer replaces it
-    /// there: it must not get new routes (a writer replaces it with a fresh destination instead).
-    pub(crate) removed: bool,
     /// For an empty or removed set: the presence-clock tick of the emptying (0: it never held
     /// a route; `PENDING` until the emptying has read its tick). 0 for a set with routes.
     gone_at: AtomicU64,
     /// Which incarnation of the destination the set belongs to: kept by every change but a
-    /// revival, which starts a new one (destination handles belong to one; see
-    /// `handles::Destination`).
+    /// revival, which starts the next one (destination handles belong to one; see
+    /// `handles::Destination`). 0 marks the set *removed*: the destination is leaving (or has
+    /// left) the tree, and must not get new routes (a writer replaces it with a fresh
+    /// destination instead).
     pub(crate) incarnation: u64,
     /// When this version was made.
-    pub(crate) changed_at: Instant,
+    changed_at: Timestamp,
     /// The routes, best first.
-    pub(crate) routes: Vec<RouteEntry<F>>,
+    pub(crate) routes: RouteList<F>,
 }
 
 impl<F: Family> RouteSet<F> {
-    /// A set of these routes (at least one) of the destination's `incarnation`, sorted into
-    /// best order.
-    pub(crate) fn new(mut routes: Vec<RouteEntry<F>>, incarnation: u64) -> Self {
+    /// The incarnation of a destination's first route set.
+    pub(crate) const FIRST_INCARNATION: u64 = 1;
+
+    /// A set of these routes (at least one) of the destination's `incarnation` (not 0), sorted
+    /// into best order.
+    pub(crate) fn new(mut routes: RouteList<F>, incarnation: u64) -> Self {
+        debug_assert_ne!(incarnation, 0, "incarnation 0 is the removed marker");
         routes.sort_by_key(RouteEntry::order_key);
-        RouteSet { removed: false, gone_at: AtomicU64::new(0), incarnation, changed_at: now(), routes }
+        RouteSet { gone_at: AtomicU64::new(0), incarnation, changed_at: Timestamp::now(), routes }
     }
 
     /// The empty set of a destination losing its last route; its emptying stores its tick with
     /// [`RouteSet::set_gone_at`] once the set is published.
     pub(crate) fn emptied(incarnation: u64) -> Self {
         let gone_at = AtomicU64::new(PENDING);
-        RouteSet { removed: false, gone_at, incarnation, changed_at: now(), routes: Vec::new() }
+        RouteSet { gone_at, incarnation, changed_at: Timestamp::now(), routes: RouteList::new() }
     }
 
     /// The set of a destination that has left (or is leaving) the tree, empty since tick
     /// `gone_at` (0 if it was never published with routes).
     pub(crate) fn removed(gone_at: u64) -> Self {
         let gone_at = AtomicU64::new(gone_at);
-        RouteSet { removed: true, gone_at, incarnation: 0, changed_at: now(), routes: Vec::new() }
+        RouteSet { gone_at, incarnation: 0, changed_at: Timestamp::now(), routes: RouteList::new() }
+    }
+
+    /// Whether this is the removed marker: the destination is leaving (or has left) the tree.
+    #[inline]
+    pub(crate) fn is_removed(&self) -> bool {
+        self.incarnation == 0
+    }
+
+    /// When this version was made.
+    pub(crate) fn changed_at(&self) -> Instant {
+        self.changed_at.instant()
     }
 
     /// The presence-clock tick of the emptying (see `presence.rs`).
@@ -320,13 +400,58 @@ impl<F: Family> DestObj<F> {
     }
 }
 
-/// A monotonic clock reading, for "last changed" times.
-pub(crate) fn now() -> Instant {
-    Instant::now()
+/// A monotonic clock reading in 8 bytes (an `Instant` takes 16), for "last changed" times:
+/// nanoseconds since the first reading of the process.
+#[derive(Clone, Copy, Debug)]
+struct Timestamp(u64);
+
+impl Timestamp {
+    /// The instant all timestamps count from.
+    fn base() -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
+    fn now() -> Self {
+        let base = Self::base();
+        let since = Instant::now().saturating_duration_since(base);
+        // u64 nanoseconds cover 584 years of uptime (and spare the u128 of `as_nanos`).
+        Timestamp(since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos()))
+    }
+
+    fn instant(self) -> Instant {
+        Self::base() + Duration::from_nanos(self.0)
+    }
 }
 
 /// Process-wide serial numbers (entity registrations, route creation order, table ids).
 pub(crate) fn next_serial() -> u64 {
     static SERIAL: SerialCounter = SerialCounter::new(1);
     SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{Ipv4, Ipv6};
+    use std::mem::size_of;
+
+    /// The per-destination and per-route objects stay as small as the memory budget of issue 5
+    /// needs them (docs/BENCHMARKS.md, "Memory"): a field added by mistake shows here first.
+    #[test]
+    fn objects_stay_small() {
+        assert_eq!(size_of::<RouteEntry<Ipv4>>(), 16);
+        assert_eq!(size_of::<RouteList<Ipv4>>(), 24, "one entry inline, no tag word");
+        assert_eq!(size_of::<RouteSet<Ipv4>>(), 48);
+        assert_eq!(size_of::<RouteSet<Ipv6>>(), 48);
+        assert_eq!(size_of::<RouteObj<Ipv4>>(), 24);
+    }
+
+    #[test]
+    fn timestamps_read_back_the_instant_they_were_taken() {
+        let before = Instant::now();
+        let stamp = Timestamp::now();
+        let after = Instant::now();
+        assert!(before <= stamp.instant() && stamp.instant() <= after);
+    }
 }

@@ -146,7 +146,7 @@ impl<F: Family> RouteMatch<F> {
 /// Whether a destination counts for a query in `views`: not leaving the tree, and with a route
 /// in one of the views.
 fn has_routes_in<F: Family>(set: &RouteSet<F>, views: ViewSet) -> bool {
-    !set.removed && set.has_route_in(views)
+    !set.is_removed() && set.has_route_in(views)
 }
 
 impl<F: Family> Table<F> {
@@ -378,7 +378,7 @@ impl<F: Family> Table<F> {
     /// # Ok::<(), rtmgr::Error>(())
     /// ```
     pub fn is_best(&self, route: &Route<F>) -> Result<ViewSet, Error> {
-        self.check_table(route.obj().table_id)?;
+        self.check_table(route.obj().dest.table_id)?;
         let guard = crate::reclaim::pin();
         let set = route.obj().dest.routes(&guard);
         set.find(route.obj()).ok_or(Error::NotFound)?;

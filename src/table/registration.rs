@@ -1,13 +1,15 @@
 //! Registrations: how an entity joins a table and changes it (next hops and routes).
 
 use dashmap::mapref::entry::Entry;
+use smallvec::smallvec;
 
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::handles::{Entity, NextHop, Route};
 use crate::sync::{Arc, AtomicBool, Ordering, fence};
 use crate::table::objects::{
-    self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteObj, RouteSet,
+    self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteList, RouteObj, RouteSet,
+    SharedRouteData,
 };
 use crate::table::write::Sweep;
 use crate::table::{Table, TableInner};
@@ -253,7 +255,7 @@ impl<F: Family> Registration<F> {
 
     /// Refuses a route of another table or of another owner.
     fn check_own_route(&self, route: &Route<F>) -> Result<(), Error> {
-        self.table.check_table(route.obj().table_id)?;
+        self.table.check_table(route.obj().dest.table_id)?;
         if route.obj().owner.serial != self.entity.serial {
             return Err(Error::AccessDenied("the route belongs to another entity"));
         }
@@ -373,7 +375,7 @@ impl<F: Family> Registration<F> {
     pub fn add_route(
         &self,
         prefix: Prefix<F>,
-        data: RouteData<F>,
+        data: impl Into<SharedRouteData<F>>,
     ) -> Result<(Route<F>, ChangeOutcome), Error> {
         self.add_route_with(prefix, data, AddMode::Neighbour)
     }
@@ -381,7 +383,8 @@ impl<F: Family> Registration<F> {
     /// Adds or updates a route, choosing the route to update by `mode`.
     ///
     /// The route's next hops (1 to `max_next_hops`) and its neighbour must be the caller's own,
-    /// live next hops of this table. A preference of 0 takes the entity's default.
+    /// live next hops of this table. A preference of 0 takes the entity's default. `data` is a
+    /// [`RouteData`], or a [`SharedRouteData`] that other routes use too.
     ///
     /// ```
     /// use rtmgr::{AddMode, EntityConfig, EntityId, Ipv4, NextHopData, RouteData, Table};
@@ -405,11 +408,11 @@ impl<F: Family> Registration<F> {
     pub fn add_route_with(
         &self,
         prefix: Prefix<F>,
-        data: RouteData<F>,
+        data: impl Into<SharedRouteData<F>>,
         mode: AddMode,
     ) -> Result<(Route<F>, ChangeOutcome), Error> {
         self.check_registered()?;
-        let data = Arc::new(self.validate(data)?);
+        let data = self.validate_shared(data.into())?;
         let inner = self.inner();
         let (route, outcome) = loop {
             let guard = crate::reclaim::pin();
@@ -480,12 +483,7 @@ impl<F: Family> Registration<F> {
     }
 
     fn new_route(&self, dest: Ref<DestObj<F>>) -> Ref<RouteObj<F>> {
-        Ref::new(RouteObj {
-            table_id: self.inner().id,
-            serial: objects::next_serial(),
-            owner: self.entity.clone(),
-            dest,
-        })
+        Ref::new(RouteObj { serial: objects::next_serial(), owner: self.entity.clone(), dest })
     }
 
     /// A destination not yet in the tree, holding one new route.
@@ -501,12 +499,35 @@ impl<F: Family> Registration<F> {
         });
         let route = self.new_route(dest.clone());
         // Not published yet: nobody else can see the cell.
-        drop(dest.routes.swap(Ref::new(RouteSet::new(vec![RouteEntry { route: route.clone(), data }], 0))));
+        drop(dest.routes.swap(Ref::new(RouteSet::new(
+            smallvec![RouteEntry { route: route.clone(), data }],
+            RouteSet::<F>::FIRST_INCARNATION,
+        ))));
         (dest, route)
+    }
+
+    /// [`Registration::validate`] for data that other routes may share: used as it is unless
+    /// its preference is 0 (the entity's default), which takes a copy.
+    fn validate_shared(&self, data: SharedRouteData<F>) -> Result<Arc<RouteData<F>>, Error> {
+        if data.preference.preference == 0 {
+            return Ok(Arc::new(self.validate((*data).clone())?));
+        }
+        self.check_route_data(&data)?;
+        Ok(data.0)
     }
 
     /// Checks route data and fills in the default preference.
     fn validate(&self, mut data: RouteData<F>) -> Result<RouteData<F>, Error> {
+        self.check_route_data(&data)?;
+        if data.preference.preference == 0 {
+            data.preference.preference = self.entity.default_preference;
+        }
+        Ok(data)
+    }
+
+    /// Checks the next hops of route data: 1 to `max_next_hops`, all the caller's own and live,
+    /// and the neighbour's.
+    fn check_route_data(&self, data: &RouteData<F>) -> Result<(), Error> {
         let max = self.inner().config.max_next_hops;
         if data.next_hops.is_empty() || data.next_hops.len() > max {
             return Err(Error::invalid(format!(
@@ -520,10 +541,7 @@ impl<F: Family> Registration<F> {
         if let Some(nb) = &data.neighbour {
             self.check_own_next_hop(nb)?;
         }
-        if data.preference.preference == 0 {
-            data.preference.preference = self.entity.default_preference;
-        }
-        Ok(data)
+        Ok(())
     }
 
     /// Changes one of the caller's routes in place (RtmLockRoute + RtmUpdateAndUnlockRoute):
@@ -630,7 +648,7 @@ impl<F: Family> Registration<F> {
             }
             let mut removed = 0;
             let changed = inner.change_routes_then(dest, Sweep::Later, |set| {
-                let keep: Vec<_> = set.routes.iter().filter(|e| !self.owns(e)).cloned().collect();
+                let keep: RouteList<F> = set.routes.iter().filter(|e| !self.owns(e)).cloned().collect();
                 removed = set.routes.len() - keep.len();
                 Ok(keep)
             });

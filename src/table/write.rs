@@ -18,7 +18,7 @@
 use crate::counted::Ref;
 use crate::sync::{Ordering, epoch};
 use crate::table::TableInner;
-use crate::table::objects::{DestObj, RouteEntry, RouteSet, next_serial};
+use crate::table::objects::{DestObj, RouteList, RouteSet};
 use crate::table::presence::{Change, PENDING, SWEEP_MIN};
 use crate::{Error, Family, Selector};
 
@@ -69,7 +69,7 @@ impl<F: Family> TableInner<F> {
     pub(crate) fn change_routes(
         &self,
         dest: &DestObj<F>,
-        change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
+        change: impl FnMut(&RouteSet<F>) -> Result<RouteList<F>, Error>,
     ) -> Result<Option<SetChange>, Error> {
         self.change_routes_then(dest, Sweep::WhenDue, change)
     }
@@ -85,12 +85,12 @@ impl<F: Family> TableInner<F> {
         &self,
         dest: &DestObj<F>,
         sweep: Sweep,
-        mut change: impl FnMut(&RouteSet<F>) -> Result<Vec<RouteEntry<F>>, Error>,
+        mut change: impl FnMut(&RouteSet<F>) -> Result<RouteList<F>, Error>,
     ) -> Result<Option<SetChange>, Error> {
         loop {
             let guard = crate::reclaim::pin();
             let (current_raw, current) = dest.routes.load_both(&guard);
-            if current.removed {
+            if current.is_removed() {
                 return Ok(None);
             }
             let routes = change(current)?;
@@ -115,7 +115,7 @@ impl<F: Family> TableInner<F> {
                 continue;
             }
             // A revival starts a new incarnation: handles of the emptied one stay deleted.
-            let incarnation = if was_absent { next_serial() } else { current.incarnation };
+            let incarnation = current.incarnation + u64::from(was_absent);
             let new = Ref::new(if is_absent {
                 RouteSet::emptied(incarnation)
             } else {
@@ -186,7 +186,7 @@ impl<F: Family> TableInner<F> {
             for dest in crate::tree::Iter::all(self.tree.root(&guard)) {
                 let (raw, set) = dest.routes.load_both(&guard);
                 // A set whose emptying is still in flight waits for the next sweep.
-                if set.removed || !set.is_absent() || set.gone_at() == PENDING {
+                if set.is_removed() || !set.is_absent() || set.gone_at() == PENDING {
                     continue;
                 }
                 if self.mark_removed(dest, raw, set.gone_at(), &guard) {
@@ -249,7 +249,7 @@ impl<F: Family> TableInner<F> {
         // A destination that is not leaving is still the tree's one for its prefix (it leaves
         // the tree only after its set became the removed marker): no tree walk.
         let set = dest.routes(guard);
-        let set = if set.removed {
+        let set = if set.is_removed() {
             let prefix = dest.prefix;
             self.tree.get(prefix.key(), prefix.len(), guard)?.routes(guard)
         } else {
@@ -265,7 +265,7 @@ impl<F: Family> TableInner<F> {
     pub(crate) fn prune(&self, fallback: &[crate::counted::Ref<DestObj<F>>]) {
         for _ in 0..3 {
             let guard = crate::reclaim::pin();
-            match self.tree.prune(&guard, |dest| dest.routes(&guard).removed) {
+            match self.tree.prune(&guard, |dest| dest.routes(&guard).is_removed()) {
                 Ok(_) => return,
                 Err(()) => continue,
             }

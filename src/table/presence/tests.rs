@@ -95,7 +95,7 @@ fn an_open_snapshot_keeps_its_instant_through_emptyings_and_blocks_revivals_in_p
     readd(&reg, "10.1.0.0/16");
     let fresh = in_tree(&table, "10.1.0.0/16").unwrap();
     assert!(!Ref::ptr_eq(&before, &fresh), "no revival in place under an open snapshot");
-    assert!(before.routes(&crate::reclaim::pin()).removed);
+    assert!(before.routes(&crate::reclaim::pin()).is_removed());
 
     let seen: Vec<(String, bool)> =
         e.by_ref().map(|m| (m.destination.prefix().to_string(), m.destination.is_deleted())).collect();
