@@ -208,6 +208,12 @@ fn ipv4(c: &mut Criterion, loads: &mut Vec<String>) {
             load_case(r, "ipv4", "rtmgr shared route data", n, || {
                 Rtmgr::<Ipv4>::load_only_into(Rtmgr::new().sharing_data(), &anns)
             });
+            load_case(r, "ipv4", "rtmgr add_routes, batches of 4096", n, || {
+                Rtmgr::<Ipv4>::load_batched_into(Rtmgr::new(), &anns)
+            });
+            load_case(r, "ipv4", "rtmgr add_routes, shared route data", n, || {
+                Rtmgr::<Ipv4>::load_batched_into(Rtmgr::new().sharing_data(), &anns)
+            });
             let compact =
                 TableConfig { forwarding_layout: ForwardingLayout::Compact, ..TableConfig::default() };
             load_case(r, "ipv4", "rtmgr compact forwarding", n, || {
@@ -338,6 +344,12 @@ fn ipv6(c: &mut Criterion, loads: &mut Vec<String>) {
             load_case(r, "ipv6", "rtmgr", n, || Rtmgr::<Ipv6>::load_only(&anns));
             load_case(r, "ipv6", "rtmgr shared route data", n, || {
                 Rtmgr::<Ipv6>::load_only_into(Rtmgr::new().sharing_data(), &anns)
+            });
+            load_case(r, "ipv6", "rtmgr add_routes, batches of 4096", n, || {
+                Rtmgr::<Ipv6>::load_batched_into(Rtmgr::new(), &anns)
+            });
+            load_case(r, "ipv6", "rtmgr add_routes, shared route data", n, || {
+                Rtmgr::<Ipv6>::load_batched_into(Rtmgr::new().sharing_data(), &anns)
             });
             load_case(r, "ipv6", "prefix-trie", n, || load_peer::<PrefixTrie6, _>(&anns));
             load_case(r, "ipv6", "ip_network_table", n, || load_peer::<IpNetworkTable6, _>(&anns));

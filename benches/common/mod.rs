@@ -241,6 +241,9 @@ pub struct Rtmgr<F: BenchFamily> {
 /// frees the replaced tree nodes while they are still in cache.
 pub const ROUTES_PER_FLUSH: usize = 16;
 
+/// Lines per [`Registration::add_routes`] call in the batched load.
+pub const ADD_ROUTES_BATCH: usize = 4096;
+
 impl<F: BenchFamily> Rtmgr<F> {
     pub fn new() -> Self {
         Self::with_forwarding(TableConfig::default().forwarding)
@@ -266,10 +269,35 @@ impl<F: BenchFamily> Rtmgr<F> {
         self
     }
 
+    /// The route data of one line: shared per origin AS with [`Rtmgr::sharing_data`], else
+    /// its own.
+    #[inline]
+    fn data_for(&mut self, a: &Ann<F>) -> SharedRouteData<F> {
+        let nh = self.next_hop(a);
+        match &mut self.shared {
+            // The entity's default preference given explicitly: data with preference 0 is
+            // copied per route (see `SharedRouteData`).
+            Some(shared) => shared
+                .entry(a.asn)
+                .or_insert_with(|| {
+                    SharedRouteData::new(RouteData::new(vec![nh]).preference(Preference::new(170, 0)))
+                })
+                .clone(),
+            None => RouteData::new(vec![nh]).into(),
+        }
+    }
+
     /// Adds one line: its origin's next hop (created on first use), then the route.
     #[inline]
     pub fn announce(&mut self, a: &Ann<F>) -> Route<F> {
-        let nh = match self.hops.get(&a.asn) {
+        let data = self.data_for(a);
+        self.reg.add_route_with(a.prefix, data, AddMode::New).expect("add_route").0
+    }
+
+    /// The next hop of a line's origin, created on first use.
+    #[inline]
+    fn next_hop(&mut self, a: &Ann<F>) -> NextHop<F> {
+        match self.hops.get(&a.asn) {
             Some(nh) => nh.clone(),
             None => {
                 let (nh, _) = self
@@ -279,19 +307,7 @@ impl<F: BenchFamily> Rtmgr<F> {
                 self.hops.insert(a.asn, nh.clone());
                 nh
             }
-        };
-        let added = match &mut self.shared {
-            // The entity's default preference given explicitly: data with preference 0 is
-            // copied per route (see `SharedRouteData`).
-            Some(shared) => {
-                let data = shared.entry(a.asn).or_insert_with(|| {
-                    SharedRouteData::new(RouteData::new(vec![nh]).preference(Preference::new(170, 0)))
-                });
-                self.reg.add_route_with(a.prefix, data.clone(), AddMode::New)
-            }
-            None => self.reg.add_route_with(a.prefix, RouteData::new(vec![nh]), AddMode::New),
-        };
-        added.expect("add_route").0
+        }
     }
 
     /// Loads every line, keeping the route handles.
@@ -302,6 +318,19 @@ impl<F: BenchFamily> Rtmgr<F> {
             for a in chunk {
                 let r = t.announce(a);
                 t.routes.push(r);
+            }
+            rtmgr::collect_garbage();
+        }
+        t
+    }
+
+    /// Loads every line with [`Registration::add_routes`], [`ADD_ROUTES_BATCH`] lines a call,
+    /// without keeping the handles.
+    pub fn load_batched_into(mut t: Self, anns: &[Ann<F>]) -> Self {
+        for chunk in anns.chunks(ADD_ROUTES_BATCH) {
+            let batch: Vec<_> = chunk.iter().map(|a| (a.prefix, t.data_for(a))).collect();
+            for outcome in t.reg.add_routes(batch, AddMode::New).expect("add_routes") {
+                drop(outcome.expect("add_routes"));
             }
             rtmgr::collect_garbage();
         }

@@ -135,6 +135,38 @@ fn two_adds_same_destination() {
     });
 }
 
+/// One entity adds a batch of two routes (`add_routes`: both new destinations linked in one tree
+/// version) while another adds a route to one of the batch's prefixes.
+///
+/// Proves: whichever links the shared prefix first, the other's route lands on the same
+/// destination (the batch hands back the insertion it lost and adds that route one by one):
+/// two destinations, three routes, every route created, entity 1's route best on the shared
+/// prefix, and everything destroyed once at the end.
+#[test]
+fn batch_races_add_same_destination() {
+    check(|| {
+        let table = Table::<Ipv4>::new();
+        let (one, data1) = entity(&table, 1, 10);
+        let (two, data2) = entity(&table, 2, 20);
+        let other: Prefix<Ipv4> = "11.0.0.0/8".parse().unwrap();
+        let adder = thread::spawn(move || {
+            let (route, outcome) = two.add_route(prefix(), data2).unwrap();
+            (two, route, outcome)
+        });
+        let batch = one.add_routes([(prefix(), data1.clone()), (other, data1)], rtmgr::AddMode::New).unwrap();
+        let (two, route2, outcome2) = adder.join().unwrap();
+
+        let batch: Vec<_> = batch.into_iter().map(Result::unwrap).collect();
+        assert!(batch.iter().all(|(_, outcome)| outcome.created) && outcome2.created);
+        assert_eq!(best_and_count(&table), (EntityId::new(1, 0), 2));
+        assert_eq!(table.destination_count(), 2);
+        assert_eq!(table.route_count(), 3);
+        assert!(batch.iter().all(|(route, _)| !route.is_deleted()) && !route2.is_deleted());
+        drop((one, two, batch, route2));
+        assert_eq!(table.route_count(), 0);
+    });
+}
+
 /// One entity deletes its route — the destination's last, so the destination leaves the tree —
 /// while another adds a route to the same prefix.
 ///

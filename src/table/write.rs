@@ -20,7 +20,12 @@ use crate::sync::{Ordering, epoch};
 use crate::table::TableInner;
 use crate::table::objects::{DestObj, RouteList, RouteSet};
 use crate::table::presence::{Change, PENDING, SWEEP_MIN};
+use crate::tree::Insert;
 use crate::{Error, Family, Selector};
+
+/// A destination to put in the tree, and the destination it must find there and replace (a
+/// null pointer: none).
+pub(crate) type Linking<F> = (Ref<DestObj<F>>, *const crate::counted::Counted<DestObj<F>>);
 
 /// What a successful change of a route set did.
 pub(crate) struct SetChange {
@@ -289,6 +294,33 @@ impl<F: Family> TableInner<F> {
     }
 
     /// Puts `new` at its prefix in the tree if the prefix still holds `expected` (null: nothing).
+    /// [`TableInner::link`] for many destinations at once: every one whose prefix still holds
+    /// its expected destination (null: none) goes into the tree in one new version. Returns the
+    /// indices of the others (in `dests`), which were not linked. `dests` must be sorted by
+    /// prefix, each prefix once.
+    pub(crate) fn link_batch(&self, dests: &[Linking<F>], guard: &epoch::Guard) -> Vec<usize> {
+        let batch: Vec<Insert<DestObj<F>>> = dests
+            .iter()
+            .map(|(dest, expected)| Insert {
+                key: dest.prefix.key(),
+                len: dest.prefix.len(),
+                expected: *expected,
+                value: dest.clone(),
+            })
+            .collect();
+        let refused = self.tree.insert_batch(&batch, guard);
+        self.dest_count.fetch_add(batch.len() - refused.len(), Ordering::Relaxed);
+        let mut skip = refused.iter().peekable();
+        for (i, (dest, _)) in dests.iter().enumerate() {
+            if skip.peek() == Some(&&i) {
+                skip.next();
+            } else {
+                self.refresh_forwarding(dest);
+            }
+        }
+        refused
+    }
+
     pub(crate) fn link(
         &self,
         new: Ref<DestObj<F>>,

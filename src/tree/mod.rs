@@ -194,6 +194,63 @@ fn splice<T: Clone>(bitmap: u32, items: &[T], bit: u32, value: Option<T>) -> (u3
     (bitmap, out.into_boxed_slice())
 }
 
+/// One insertion of [`Tree::insert_batch`]: `value` at `key/len` where the tree holds
+/// `expected` (a null pointer: nothing).
+pub(crate) struct Insert<V: Send + Sync + 'static> {
+    pub(crate) key: u128,
+    pub(crate) len: u8,
+    pub(crate) expected: *const Counted<V>,
+    pub(crate) value: Ref<V>,
+}
+
+/// The copy of `node` (at `level`) with every value of `items` in it: the items are sorted by
+/// key then length and all lie under `node`, so those of one child are contiguous, and each
+/// node on their paths is built once.
+fn merge<V: Send + Sync + 'static>(node: &Node<V>, items: &[&Insert<V>], level: u8) -> Node<V> {
+    // The prefixes that end in this node's stride.
+    let mut prefix_bits = node.prefix_bits;
+    let mut here = [None::<&Ref<V>>; 31];
+    for item in items.iter().filter(|item| level_of(item.len) == level) {
+        let pos = slot(item.key, item.len).pos;
+        prefix_bits |= 1 << pos;
+        here[pos as usize] = Some(&item.value);
+    }
+    let mut prefixes = Vec::with_capacity(prefix_bits.count_ones() as usize);
+    let mut bits = prefix_bits;
+    while bits != 0 {
+        let pos = bits.trailing_zeros();
+        bits &= bits - 1;
+        let value = here[pos as usize].or_else(|| node.prefix(pos)).expect("a set bit has a value");
+        prefixes.push(value.clone());
+    }
+    // The children: the items below this stride, grouped by their nibble here.
+    let deeper: Vec<&Insert<V>> = items.iter().copied().filter(|item| level_of(item.len) > level).collect();
+    let mut child_bits = node.child_bits;
+    let mut children = Vec::with_capacity(16);
+    let mut rest = &deeper[..];
+    for idx in 0..16usize {
+        let under = rest.iter().take_while(|item| nibble(item.key, level) == idx).count();
+        let (mine, others) = rest.split_at(under);
+        rest = others;
+        if mine.is_empty() {
+            if let Some(child) = node.child_ref(idx) {
+                children.push(child.clone());
+            }
+        } else {
+            let empty = Node::empty();
+            let child = node.child(idx).unwrap_or(&empty);
+            children.push(Ref::new(merge(child, mine, level + 1)));
+            child_bits |= 1 << idx;
+        }
+    }
+    Node {
+        prefix_bits,
+        child_bits,
+        prefixes: prefixes.into_boxed_slice(),
+        children: children.into_boxed_slice(),
+    }
+}
+
 /// A prefix located in the tree: the node at its level and its position there.
 struct Slot {
     level: u8,
@@ -375,6 +432,34 @@ impl<V: Send + Sync + 'static> Tree<V> {
                 Ok(()) => return Ok(()),
                 Err(_) => continue, // another writer published first: rebuild on its version
             }
+        }
+    }
+
+    /// Puts every value of `batch` in the tree in one new version, published by one root CAS,
+    /// each node on the way copied once for the whole batch (a single [`Tree::compare_replace`]
+    /// per value would copy the path once per value). An insertion whose prefix no longer holds
+    /// its `expected` value is left out; the indices of those are returned, and every other
+    /// value is in the tree when this returns.
+    ///
+    /// `batch` must be sorted by key, then length, each prefix at most once, each key masked to
+    /// its length.
+    pub(crate) fn insert_batch(&self, batch: &[Insert<V>], guard: &Guard) -> Vec<usize> {
+        debug_assert!(batch.windows(2).all(|w| (w[0].key, w[0].len) < (w[1].key, w[1].len)));
+        loop {
+            let (root_raw, root) = self.root.load_both(guard);
+            let (ready, stale): (Vec<usize>, Vec<usize>) = (0..batch.len()).partition(|&i| {
+                let item = &batch[i];
+                Self::get_in(root, item.key, item.len).map_or(std::ptr::null(), Ref::as_ptr) == item.expected
+            });
+            if ready.is_empty() {
+                return stale;
+            }
+            let items: Vec<&Insert<V>> = ready.iter().map(|&i| &batch[i]).collect();
+            let new_root = merge(root, &items, 0);
+            if self.root.compare_swap(root_raw, Ref::new(new_root), guard).is_ok() {
+                return stale;
+            }
+            // Another writer published first: check and merge again on its version.
         }
     }
 

@@ -253,3 +253,73 @@ fn real_table_node_statistics() {
     walk(tree.root(&crate::reclaim::pin()), 0, &mut stats);
     eprintln!("nodes per level: {stats:?}, total {}", stats.iter().sum::<usize>());
 }
+
+/// A batch put in with `insert_batch` leaves the tree as the same insertions one by one would,
+/// node for node (the same prefixes, in the same shape), skips exactly the insertions whose
+/// `expected` value is not there, and keeps the version before it whole (a snapshot).
+#[test]
+fn insert_batch_matches_inserts_one_by_one() {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut random_prefix = || {
+        let r = next();
+        // Lengths 0 to 32 over a 32-bit space, most of them /16 to /24 as in real tables.
+        let len = if r % 4 == 0 { (r >> 8) % 33 } else { 16 + (r >> 8) % 9 } as u8;
+        (((r >> 32) as u128) << 96 & mask(len), len)
+    };
+    let (one_by_one, batched) = (Tree::new(), Tree::new());
+    let before: Vec<(u128, u8)> = (0..300).map(|_| random_prefix()).collect();
+    for &(k, l) in &before {
+        insert(&one_by_one, k, l);
+        insert(&batched, k, l);
+    }
+    let snapshot = batched.snapshot(&crate::reclaim::pin());
+    let mut wanted: Vec<(u128, u8)> = (0..2000).map(|_| random_prefix()).collect();
+    wanted.extend(before.iter().step_by(3)); // some present already
+    wanted.sort();
+    wanted.dedup();
+    let guard = crate::reclaim::pin();
+    let batch: Vec<Insert<(u128, u8)>> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, &(key, len))| {
+            let current = batched.get(key, len, &guard).map_or(std::ptr::null(), Ref::as_ptr);
+            // Every other present prefix is expected absent: that insertion must be left out.
+            let expected = if i % 2 == 0 { current } else { std::ptr::null() };
+            Insert { key, len, expected, value: Ref::new((key, len)) }
+        })
+        .collect();
+    let stale = batched.insert_batch(&batch, &guard);
+    let mismatched: Vec<usize> = (0..batch.len())
+        .filter(|&i| {
+            batch[i].expected.is_null() && one_by_one.get(batch[i].key, batch[i].len, &guard).is_some()
+        })
+        .collect();
+    assert!(!mismatched.is_empty());
+    assert_eq!(stale, mismatched);
+    for (i, item) in batch.iter().enumerate() {
+        let current = batched.get(item.key, item.len, &guard).expect("every prefix is there");
+        if stale.contains(&i) {
+            assert!(!Ref::ptr_eq(current, &item.value), "a stale insertion changed the tree");
+            assert!(!item.expected.is_null() || current.as_ptr() != item.expected);
+        } else {
+            assert!(Ref::ptr_eq(current, &item.value));
+            insert(&one_by_one, item.key, item.len);
+        }
+    }
+    let all = |tree: &Tree<(u128, u8)>| Iter::all(tree.root(&guard)).map(|r| **r).collect::<Vec<_>>();
+    assert_eq!(all(&batched), all(&one_by_one));
+    assert_eq!(count_nodes(batched.root(&guard)), count_nodes(one_by_one.root(&guard)));
+    // The version before the batch is whole.
+    let mut old: Vec<(u128, u8)> = Iter::all(&snapshot).map(|r| **r).collect();
+    let mut expected_old = before.clone();
+    expected_old.sort();
+    expected_old.dedup();
+    old.sort();
+    assert_eq!(old, expected_old);
+}
