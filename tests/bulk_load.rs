@@ -65,12 +65,7 @@ fn real_table_added_in_batches_matches_one_by_one() {
     assert_eq!(batched.route_count(), one_by_one.route_count());
     assert_eq!(batched.destination_count(), one_by_one.destination_count());
     let (gb, go) = (batched.pin(), one_by_one.pin());
-    let mut x = 0x9E37_79B9u32;
-    for _ in 0..200_000 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let addr = Ipv4Addr::from(x);
+    for addr in common::random_ipv4(200_000) {
         let b = batched.lookup_route(addr, ViewSet::UNICAST, &gb).map(|(p, d)| (p, d.preference));
         let o = one_by_one.lookup_route(addr, ViewSet::UNICAST, &go).map(|(p, d)| (p, d.preference));
         assert_eq!(b, o, "{addr}");

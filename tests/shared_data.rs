@@ -101,12 +101,7 @@ fn real_table_loaded_with_shared_data_answers_like_data_per_route() {
     assert_eq!(shared.route_count(), plain.route_count());
     assert_eq!(shared.destination_count(), plain.destination_count());
     let (gs, gp) = (shared.pin(), plain.pin());
-    let mut x = 0x9E37_79B9u32;
-    for _ in 0..200_000 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let addr = Ipv4Addr::from(x);
+    for addr in common::random_ipv4(200_000) {
         let s = shared.lookup_route(addr, ViewSet::UNICAST, &gs).map(|(p, d)| (p, d.preference));
         let p = plain.lookup_route(addr, ViewSet::UNICAST, &gp).map(|(p, d)| (p, d.preference));
         assert_eq!(s, p, "{addr}");

@@ -46,6 +46,17 @@ pub fn load<F: Family>(name: &str) -> Vec<Announcement<F>> {
     out
 }
 
+/// `n` pseudo-random IPv4 addresses over the whole space (xorshift32), the same on every run.
+pub fn random_ipv4(n: usize) -> impl Iterator<Item = std::net::Ipv4Addr> {
+    let mut x = 0x9E37_79B9u32;
+    (0..n).map(move |_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        std::net::Ipv4Addr::from(x)
+    })
+}
+
 // ----- leak checking -------------------------------------------------------------------------
 
 use std::alloc::{GlobalAlloc, Layout, System};
