@@ -2,7 +2,7 @@
 //!
 //! The model is the specification written as plainly as possible: vectors of entities, next
 //! hops and routes, the best route found by sorting. Operations: register, deregister, add and
-//! delete next hops, add (all three modes), update and delete routes, clone and drop route
+//! delete next hops, add (all three modes, one route or a batch), update and delete routes, clone and drop route
 //! handles, exact / most-specific queries with every selector, the forwarding fast path,
 //! is-best, route info, and the table's counts after every step. Prefixes, addresses and next
 //! hops come from small pools so that operations collide.
@@ -40,6 +40,7 @@ enum Op {
     AddNextHop { slot: u8, host: u8, interface: u8 },
     DeleteNextHop { slot: u8, nh: u8 },
     AddRoute { slot: u8, prefix: u8, hops: Vec<u8>, neighbour: Option<u8>, data: Data, mode: u8 },
+    AddRoutes { slot: u8, routes: Vec<(u8, Vec<u8>, Option<u8>, Data)>, mode: u8 },
     UpdateRoute { slot: u8, handle: u8, data: Data },
     DeleteRoute { slot: u8, handle: u8 },
     CloneHandle { handle: u8 },
@@ -237,6 +238,53 @@ impl Harness {
     }
 
     /// The model's validation of route data given by entity `e`.
+    /// Checks what adding route `m` on prefix `p` with `mode` did (`route`, `outcome`) against
+    /// the model, and applies it there.
+    fn added(
+        &mut self,
+        e: usize,
+        p: usize,
+        mut m: MRoute,
+        mode: AddMode,
+        route: Route<Ipv4>,
+        outcome: rtmgr::ChangeOutcome,
+    ) {
+        let before = self.model.snapshot(p);
+        let set = self.model.set(p);
+        let existing = match mode {
+            AddMode::New => None,
+            AddMode::First => set.iter().copied().find(|&r| self.model.routes[r].owner == e),
+            AddMode::Neighbour => set
+                .iter()
+                .copied()
+                .find(|&r| self.model.routes[r].owner == e && self.model.routes[r].neighbour == m.neighbour),
+        };
+        self.model.versions += 1;
+        m.prefix = p;
+        m.version = self.model.versions;
+        let r = match existing {
+            Some(r) => {
+                m.serial = self.model.routes[r].serial;
+                self.model.routes[r] = m;
+                r
+            }
+            None => {
+                m.serial = self.model.routes.len();
+                self.model.routes.push(m);
+                self.model.routes.len() - 1
+            }
+        };
+        let after = self.model.snapshot(p);
+        assert_eq!(outcome.created, existing.is_none(), "add_route created");
+        assert_eq!(outcome.best_changed, self.model.best_differs(&before, &after), "add_route best_changed");
+        if let Some(old) = existing {
+            let (_, held) =
+                self.handles.iter().find(|(i, _)| *i == old).cloned().unwrap_or((old, route.clone()));
+            assert!(held == route, "add_route updated another route");
+        }
+        self.handles.push((r, route));
+    }
+
     fn validate(&self, e: usize, m: &MRoute) -> Result<(), Error> {
         if m.hops.is_empty() || m.hops.len() > MAX_NEXT_HOPS {
             return Err(Error::InvalidParameter(String::new()));
@@ -343,7 +391,7 @@ impl Harness {
                 let s = slot as usize % SLOTS;
                 let Some(reg) = &self.regs[s] else { return };
                 let e = self.model.slots[s].unwrap();
-                let Some((rd, mut m)) = self.data(e, &hops, neighbour, data) else { return };
+                let Some((rd, m)) = self.data(e, &hops, neighbour, data) else { return };
                 let p = p as usize % PREFIXES.len();
                 let mode = [AddMode::Neighbour, AddMode::First, AddMode::New][mode as usize % 3];
                 let got = reg.add_route_with(prefix(p), rd, mode);
@@ -352,43 +400,33 @@ impl Harness {
                     return;
                 }
                 let (route, outcome) = got.expect("valid route data");
-                let before = self.model.snapshot(p);
-                let set = self.model.set(p);
-                let existing = match mode {
-                    AddMode::New => None,
-                    AddMode::First => set.iter().copied().find(|&r| self.model.routes[r].owner == e),
-                    AddMode::Neighbour => set.iter().copied().find(|&r| {
-                        self.model.routes[r].owner == e && self.model.routes[r].neighbour == m.neighbour
-                    }),
-                };
-                self.model.versions += 1;
-                m.prefix = p;
-                m.version = self.model.versions;
-                let r = match existing {
-                    Some(r) => {
-                        m.serial = self.model.routes[r].serial;
-                        self.model.routes[r] = m;
-                        r
-                    }
-                    None => {
-                        m.serial = self.model.routes.len();
-                        self.model.routes.push(m);
-                        self.model.routes.len() - 1
-                    }
-                };
-                let after = self.model.snapshot(p);
-                assert_eq!(outcome.created, existing.is_none(), "add_route created");
-                assert_eq!(
-                    outcome.best_changed,
-                    self.model.best_differs(&before, &after),
-                    "add_route best_changed"
-                );
-                if let Some(old) = existing {
-                    let (_, held) =
-                        self.handles.iter().find(|(i, _)| *i == old).cloned().unwrap_or((old, route.clone()));
-                    assert!(held == route, "add_route updated another route");
+                self.added(e, p, m, mode, route, outcome);
+            }
+            Op::AddRoutes { slot, routes, mode } => {
+                let s = slot as usize % SLOTS;
+                let Some(reg) = &self.regs[s] else { return };
+                let e = self.model.slots[s].unwrap();
+                let mode = [AddMode::Neighbour, AddMode::First, AddMode::New][mode as usize % 3];
+                let items: Vec<(usize, RouteData<Ipv4>, MRoute)> = routes
+                    .iter()
+                    .filter_map(|(p, hops, neighbour, data)| {
+                        let (rd, m) = self.data(e, hops, *neighbour, *data)?;
+                        Some((*p as usize % PREFIXES.len(), rd, m))
+                    })
+                    .collect();
+                let got = reg.add_routes(items.iter().map(|(p, rd, _)| (prefix(*p), rd.clone())), mode);
+                // Every route is checked before any is added: the first invalid one fails all.
+                if let Some(err) = items.iter().find_map(|(_, _, m)| self.validate(e, m).err()) {
+                    same(&got.map(|_| ()), &Err(err), "add_routes validation");
+                    return;
                 }
-                self.handles.push((r, route));
+                let got = got.expect("valid route data");
+                assert_eq!(got.len(), items.len(), "add_routes: one outcome per route");
+                // The outcome of a batch is that of its routes added one by one, in order.
+                for ((p, _, m), outcome) in items.into_iter().zip(got) {
+                    let (route, outcome) = outcome.expect("add_routes: a valid route added");
+                    self.added(e, p, m, mode, route, outcome);
+                }
             }
             Op::UpdateRoute { slot, handle, data } => {
                 let s = slot as usize % SLOTS;
