@@ -15,6 +15,13 @@ use crate::table::write::Sweep;
 use crate::table::{Table, TableInner};
 use crate::{EntityId, Error, Family, Prefix, Selector, ViewSet};
 
+/// Drops the route set of a destination made by `Registration::new_destination` that never
+/// made it into the tree (another writer linked the prefix first): its route holds it and it
+/// holds its route, a cycle only this breaks.
+fn discard_unlinked<F: Family>(dest: &DestObj<F>) {
+    drop(dest.routes.swap(Ref::new(RouteSet::removed(0))));
+}
+
 /// What an entity declares when it registers (RtmRegisterEntity).
 ///
 /// ```
@@ -464,7 +471,7 @@ impl<F: Family> Registration<F> {
                 }
                 Err(dest) => {
                     // Lost the race for the prefix: break the dest↔route cycle and retry.
-                    drop(dest.routes.swap(Ref::new(RouteSet::removed(0))));
+                    discard_unlinked(&dest);
                 }
             }
         };
@@ -545,7 +552,7 @@ impl<F: Family> Registration<F> {
                     // Another writer linked this prefix first: break the dest↔route cycle and add
                     // the route to its destination below.
                     skip.next();
-                    drop(dests[j].0.routes.swap(Ref::new(RouteSet::removed(0))));
+                    discard_unlinked(&dests[j].0);
                     one_by_one.push(i);
                 } else {
                     let data = &items[i].1;
