@@ -7,11 +7,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rtmgr::{
-    AddMode, DestOptions, EntityConfig, EntityId, Error, Ipv4, NextHop, NextHopData, Preference, Prefix,
-    Registration, RouteData, SharedRouteData, Table, ViewSet,
+    AddMode, DestOptions, EntityConfig, EntityId, Error, Family, ForwardingLayout, Ipv4, Ipv6, NextHop,
+    NextHopData, Preference, Prefix, Registration, RouteData, SharedRouteData, Table, TableConfig, ViewSet,
 };
 
 fn p4(s: &str) -> Prefix<Ipv4> {
@@ -80,6 +80,74 @@ fn real_table_added_in_batches_matches_one_by_one() {
             .collect::<Vec<_>>()
     };
     assert_eq!(prefixes(&batched), prefixes(&one_by_one));
+}
+
+/// Loads the first `lines` of a real table in batches of 4,096 (plain per-route data, the
+/// owner's default preference) and checks the compiled forwarding table against the tree at
+/// the first and the last address of every prefix loaded: the batch's forwarding refreshes
+/// (one lock per batch) must leave it as one refresh per route would.
+fn batched_forwarding_agrees_with_the_tree<F: Family>(
+    table: Table<F>,
+    file: &str,
+    lines: usize,
+    hop: impl Fn(u32) -> F::Addr,
+    last: impl Fn(&Prefix<F>) -> F::Addr,
+) {
+    let reg = table.register(EntityConfig::new(EntityId::new(14, 0)).default_preference(170)).unwrap();
+    let anns: Vec<_> = common::load::<F>(file).into_iter().take(lines).collect();
+    let mut hops = HashMap::new();
+    let routes: Vec<(Prefix<F>, RouteData<F>)> = anns
+        .iter()
+        .map(|a| {
+            let nh = hops
+                .entry(a.origin)
+                .or_insert_with(|| reg.add_next_hop(hop(a.origin), 1, NextHopData::default()).unwrap().0);
+            (a.prefix, RouteData::new(vec![nh.clone()]).private(u64::from(a.origin)))
+        })
+        .collect();
+    for chunk in routes.chunks(4096) {
+        for outcome in reg.add_routes(chunk.iter().cloned(), AddMode::New).unwrap() {
+            assert_eq!(outcome.unwrap().0.info().unwrap().preference.preference, 170);
+        }
+    }
+    let guard = table.pin();
+    for a in &anns {
+        for addr in [a.prefix.addr(), last(&a.prefix)] {
+            let tree = table.lookup_route(addr, ViewSet::UNICAST, &guard).map(|(_, d)| d.private);
+            assert!(tree.is_some(), "{addr:?} is inside {:?}", a.prefix);
+            let fib = table.lookup_data(addr, ViewSet::UNICAST, &guard).map(|d| d.private);
+            assert_eq!(fib, tree, "{addr:?}");
+        }
+    }
+}
+
+#[test]
+fn batches_keep_the_compact_forwarding_table_in_step_ipv6() {
+    let last = |p: &Prefix<Ipv6>| {
+        Ipv6Addr::from(u128::from(p.addr()) | u128::MAX.checked_shr(u32::from(p.len())).unwrap_or(0))
+    };
+    batched_forwarding_agrees_with_the_tree(
+        Table::<Ipv6>::new(),
+        common::IPV6_FILE,
+        common::IPV6_LINES,
+        |o| Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(o)),
+        last,
+    );
+}
+
+#[test]
+fn batches_keep_the_compact_forwarding_table_in_step_ipv4() {
+    let compact = TableConfig { forwarding_layout: ForwardingLayout::Compact, ..TableConfig::default() };
+    let last = |p: &Prefix<Ipv4>| {
+        Ipv4Addr::from(u32::from(p.addr()) | (u32::MAX.checked_shr(u32::from(p.len())).unwrap_or(0)))
+    };
+    batched_forwarding_agrees_with_the_tree(
+        Table::<Ipv4>::with_config(compact).unwrap(),
+        common::IPV4_FILE,
+        60_000,
+        |o| Ipv4Addr::from(o.max(1)),
+        last,
+    );
 }
 
 #[test]

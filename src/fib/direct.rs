@@ -438,10 +438,34 @@ impl<F: Family> Direct<F> {
         let guard = crate::reclaim::pin();
         let data = best(&guard);
         self.reuse_released(&mut writer);
+        self.refresh_locked(&mut writer, key, len, data);
+    }
+
+    /// [`Direct::refresh`] for every item of `items` (the prefix and the current best route
+    /// of each), under one lock acquisition and one guard: a bulk add's new destinations,
+    /// which come sorted by prefix, so that the entries painted one after the other are near.
+    pub(crate) fn refresh_each<T>(
+        &self,
+        items: &[T],
+        prefix: impl Fn(&T) -> (u128, u8),
+        best: impl Fn(&T, &Guard) -> Option<*const RouteData<F>>,
+    ) {
+        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = crate::reclaim::pin();
+        self.reuse_released(&mut writer);
+        for item in items {
+            let (key, len) = prefix(item);
+            self.refresh_locked(&mut writer, key, len, best(item, &guard));
+        }
+    }
+
+    /// Stores `data` as the best route's data of the prefix (`key`, `len`): the body of a
+    /// refresh, under the writer's lock.
+    fn refresh_locked(&self, writer: &mut Writer, key: u128, len: u8, data: Option<*const RouteData<F>>) {
         let len = len as u32;
         let key = (key >> 96) as u32 & mask32(len);
         let id = source_id(key, len);
-        let Writer { sources, lens, leaf_indices, below, chunk_indices } = &mut *writer;
+        let Writer { sources, lens, leaf_indices, below, chunk_indices } = writer;
         match (sources.get(&id).copied(), data) {
             (None, None) => {}
             (Some(index), Some(data)) => {

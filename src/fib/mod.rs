@@ -154,6 +154,21 @@ impl<F: Family> Fib<F> {
             Layout::Compact(compact) => compact.refresh(key, len, best),
         }
     }
+
+    /// [`Fib::refresh`] for every item of `items` (`prefix` gives its prefix, `best` reads its
+    /// current best route under the lock), taking the lock once: a bulk add's refreshes. Other
+    /// writers' refreshes wait for the whole batch; lookups never wait.
+    pub(crate) fn refresh_each<T>(
+        &self,
+        items: &[T],
+        prefix: impl Fn(&T) -> (u128, u8),
+        best: impl Fn(&T, &Guard) -> Option<*const RouteData<F>>,
+    ) {
+        match &self.layout {
+            Layout::Direct(direct) => direct.refresh_each(items, prefix, best),
+            Layout::Compact(compact) => compact.refresh_each(items, prefix, best),
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

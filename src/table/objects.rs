@@ -291,6 +291,17 @@ impl<F: Family> RouteSet<F> {
         RouteSet { gone_at, incarnation, changed_at: Timestamp::now(), routes: RouteList::new() }
     }
 
+    /// The set a new destination holds for the moment between its allocation and its first
+    /// route's (its route refers to it): the removed marker, without a timestamp.
+    pub(crate) fn placeholder() -> Self {
+        RouteSet {
+            gone_at: AtomicU64::new(0),
+            incarnation: 0,
+            changed_at: Timestamp(0),
+            routes: RouteList::new(),
+        }
+    }
+
     /// The set of a destination that has left (or is leaving) the tree, empty since tick
     /// `gone_at` (0 if it was never published with routes).
     pub(crate) fn removed(gone_at: u64) -> Self {

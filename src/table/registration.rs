@@ -600,25 +600,38 @@ impl<F: Family> Registration<F> {
         let dest = Ref::new(DestObj {
             table_id: self.inner().id,
             prefix,
-            routes: EpochCell::new(Ref::new(RouteSet::removed(0))),
+            routes: EpochCell::new(Ref::new(RouteSet::placeholder())),
         });
         let route = self.new_route(dest.clone());
-        // Not published yet: nobody else can see the cell.
-        drop(dest.routes.swap(Ref::new(RouteSet::new(
+        let placeholder = dest.routes.swap(Ref::new(RouteSet::new(
             smallvec![RouteEntry { route: route.clone(), data }],
             RouteSet::<F>::FIRST_INCARNATION,
-        ))));
+        )));
+        // SAFETY: the placeholder was only ever in the cell of a destination nobody else holds
+        // yet (not in the tree, its route handle not returned), so no thread can read it: it is
+        // freed at once instead of through the epoch collector.
+        unsafe { Ref::release_unreachable(placeholder) };
         (dest, route)
     }
 
     /// [`Registration::validate`] for data that other routes may share: used as it is unless
     /// its preference is 0 (the entity's default), which takes a copy.
     fn validate_shared(&self, data: SharedRouteData<F>) -> Result<Arc<RouteData<F>>, Error> {
-        if data.preference.preference == 0 {
-            return Ok(Arc::new(self.validate((*data).clone())?));
-        }
+        let mut data = data.0;
         self.check_route_data(&data)?;
-        Ok(data.0)
+        if data.preference.preference == 0 {
+            let default = self.entity.default_preference;
+            match Arc::get_mut(&mut data) {
+                // Plain `RouteData` (converted into its own `Arc`): filled in place, no copy.
+                Some(only) => only.preference.preference = default,
+                None => {
+                    let mut copy = (*data).clone();
+                    copy.preference.preference = default;
+                    data = Arc::new(copy);
+                }
+            }
+        }
+        Ok(data)
     }
 
     /// Checks route data and fills in the default preference.

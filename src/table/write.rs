@@ -311,12 +311,26 @@ impl<F: Family> TableInner<F> {
         let refused = self.tree.insert_batch(&batch, guard);
         self.dest_count.fetch_add(batch.len() - refused.len(), Ordering::Relaxed);
         let mut skip = refused.iter().peekable();
-        for (i, (dest, _)) in dests.iter().enumerate() {
-            if skip.peek() == Some(&&i) {
-                skip.next();
-            } else {
-                self.refresh_forwarding(dest);
-            }
+        let linked: Vec<&DestObj<F>> = dests
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| {
+                let refused = skip.peek() == Some(&&i);
+                if refused {
+                    skip.next();
+                }
+                !refused
+            })
+            .map(|(_, (dest, _))| &**dest)
+            .collect();
+        // One forwarding lock per batch (the destinations come sorted by prefix); each best
+        // route is still read under the lock, as `refresh_forwarding` does.
+        for fib in &self.forwarding {
+            fib.refresh_each(
+                &linked,
+                |dest| (dest.prefix.key(), dest.prefix.len()),
+                |dest, guard| self.current_best(fib, dest, guard),
+            );
         }
         refused
     }
