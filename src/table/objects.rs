@@ -278,10 +278,15 @@ impl<F: Family> RouteSet<F> {
 
     /// A set of these routes (at least one) of the destination's `incarnation` (not 0), sorted
     /// into best order.
-    pub(crate) fn new(mut routes: RouteList<F>, incarnation: u64) -> Self {
+    pub(crate) fn new(routes: RouteList<F>, incarnation: u64) -> Self {
+        Self::new_at(routes, incarnation, Timestamp::now())
+    }
+
+    /// [`RouteSet::new`] changed at `at`: the routes of one bulk add share one clock reading.
+    pub(crate) fn new_at(mut routes: RouteList<F>, incarnation: u64, at: Timestamp) -> Self {
         debug_assert_ne!(incarnation, 0, "incarnation 0 is the removed marker");
         routes.sort_by_key(RouteEntry::order_key);
-        RouteSet { gone_at: AtomicU64::new(0), incarnation, changed_at: Timestamp::now(), routes }
+        RouteSet { gone_at: AtomicU64::new(0), incarnation, changed_at: at, routes }
     }
 
     /// The empty set of a destination losing its last route; its emptying stores its tick with
@@ -414,7 +419,7 @@ impl<F: Family> DestObj<F> {
 /// A monotonic clock reading in 8 bytes (an `Instant` takes 16), for "last changed" times:
 /// nanoseconds since the first reading of the process.
 #[derive(Clone, Copy, Debug)]
-struct Timestamp(u64);
+pub(crate) struct Timestamp(u64);
 
 impl Timestamp {
     /// The instant all timestamps count from.
@@ -423,7 +428,7 @@ impl Timestamp {
         *BASE.get_or_init(Instant::now)
     }
 
-    fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let base = Self::base();
         let since = Instant::now().saturating_duration_since(base);
         // u64 nanoseconds cover 584 years of uptime (and spare the u128 of `as_nanos`).

@@ -9,7 +9,7 @@ use crate::handles::{Entity, NextHop, Route};
 use crate::sync::{Arc, AtomicBool, Ordering, fence};
 use crate::table::objects::{
     self, DestObj, EntityObj, NextHopData, NextHopObj, RouteData, RouteEntry, RouteList, RouteObj, RouteSet,
-    SharedRouteData,
+    SharedRouteData, Timestamp,
 };
 use crate::table::write::Sweep;
 use crate::table::{Table, TableInner};
@@ -457,7 +457,7 @@ impl<F: Family> Registration<F> {
                 // The destination is leaving the tree: replace it with a fresh one below.
             }
             let expected = current.map_or(std::ptr::null(), Ref::as_ptr);
-            let (dest, route) = self.new_destination(prefix, data.clone());
+            let (dest, route) = self.new_destination(prefix, data.clone(), Timestamp::now());
             match inner.link(dest, expected, &guard) {
                 Ok(()) => {
                     inner.route_count.fetch_add(1, Ordering::Relaxed);
@@ -531,6 +531,8 @@ impl<F: Family> Registration<F> {
         {
             let guard = crate::reclaim::pin();
             let mut previous = None;
+            // One clock reading for the batch's new destinations: they are added together.
+            let now = Timestamp::now();
             for i in order {
                 let (prefix, data) = &items[i];
                 let current = inner.tree.get(prefix.key(), prefix.len(), &guard);
@@ -539,7 +541,7 @@ impl<F: Family> Registration<F> {
                 if previous == Some(*prefix) || taken {
                     one_by_one.push(i);
                 } else {
-                    let (dest, route) = self.new_destination(*prefix, data.clone());
+                    let (dest, route) = self.new_destination(*prefix, data.clone(), now);
                     dests.push((dest, current.map_or(std::ptr::null(), Ref::as_ptr)));
                     fresh.push((i, route));
                 }
@@ -596,6 +598,7 @@ impl<F: Family> Registration<F> {
         &self,
         prefix: Prefix<F>,
         data: Arc<RouteData<F>>,
+        at: Timestamp,
     ) -> (Ref<DestObj<F>>, Ref<RouteObj<F>>) {
         let dest = Ref::new(DestObj {
             table_id: self.inner().id,
@@ -603,9 +606,10 @@ impl<F: Family> Registration<F> {
             routes: EpochCell::new(Ref::new(RouteSet::placeholder())),
         });
         let route = self.new_route(dest.clone());
-        let placeholder = dest.routes.swap(Ref::new(RouteSet::new(
+        let placeholder = dest.routes.swap(Ref::new(RouteSet::new_at(
             smallvec![RouteEntry { route: route.clone(), data }],
             RouteSet::<F>::FIRST_INCARNATION,
+            at,
         )));
         // SAFETY: the placeholder was only ever in the cell of a destination nobody else holds
         // yet (not in the tree, its route handle not returned), so no thread can read it: it is
