@@ -81,6 +81,12 @@ impl<F: Family> Clone for Source<F> {
 
 impl<F: Family> Copy for Source<F> {}
 
+/// The leaf that `sources` (a chunk's, sorted by length) paint at `pos` (null: none covers it).
+pub(crate) fn painted_at<F: Family>(sources: &[Source<F>], pos: usize) -> *const RouteData<F> {
+    // Sorted by length: the last one that covers `pos` is the longest.
+    sources.iter().rev().find(|s| s.positions().contains(&pos)).map_or(std::ptr::null(), |s| s.data)
+}
+
 /// What a lookup finds at a position of a chunk.
 pub(crate) enum Found<'g, F: Family> {
     /// The leaf (null: no prefix of this chunk covers the position).
@@ -290,8 +296,7 @@ impl<F: Family> Chunk<F> {
 
     /// The leaf this chunk's own sources give `pos` (the fallback of a child there).
     pub(crate) fn painted_at(&self, pos: usize) -> *const RouteData<F> {
-        // Sorted by length: the last one that covers `pos` is the longest.
-        self.sources.iter().rev().find(|s| s.positions().contains(&pos)).map_or(std::ptr::null(), |s| s.data)
+        painted_at(&self.sources, pos)
     }
 
     /// The child entries with their positions.

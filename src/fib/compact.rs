@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use super::chunk::{self, ChildSlot, Chunk, Found, STRIDE, Source};
+use super::chunk::{self, ChildSlot, Chunk, Entry, Found, STRIDE, Source};
 use super::{mask, prefetch};
 
 use crate::counted::Ref;
@@ -265,9 +265,33 @@ impl<F: Family> Compact<F> {
     ) {
         let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let guard = crate::reclaim::pin();
-        for item in items {
-            let (key, len) = prefix(item);
-            self.refresh_locked(&mut writer, key, len, best(item, &guard), &guard);
+        // Every best route read under the lock first, then applied by root slot and chunk: a
+        // chunk that several of them change is rebuilt once, not once per prefix.
+        let mut updates: Vec<Update<F>> = items
+            .iter()
+            .map(|item| {
+                let (key, len) = prefix(item);
+                let len = len as u32;
+                Update { key: key & mask(len), len, data: best(item, &guard) }
+            })
+            .collect();
+        // Stable: a prefix given twice keeps its last data, as one refresh after the other would.
+        updates.sort_by_key(|u| (u.key, u.len));
+        // Root slots and chunks are apart (a chunk's fallback under the root is null), so the
+        // two kinds of prefixes can go in either order.
+        for u in updates.iter().filter(|u| u.len <= ROOT_BITS) {
+            self.set_root(&mut writer, u.key, u.len, u.data);
+        }
+        updates.retain(|u| u.len > ROOT_BITS);
+        let root_index = |u: &Update<F>| (u.key >> (128 - ROOT_BITS)) as usize;
+        for group in updates.chunk_by(|a, b| root_index(a) == root_index(b)) {
+            let slot = &self.root[root_index(&group[0])];
+            let current = slot.child.load(&guard);
+            if let Change::Replace(chunk) =
+                Self::set_many_in(current, ROOT_BITS, group, std::ptr::null(), &guard)
+            {
+                slot.child.store(chunk);
+            }
         }
     }
 
@@ -394,6 +418,84 @@ impl<F: Family> Compact<F> {
                 _ => Change::Unchanged,
             },
         }
+    }
+}
+
+/// A child of a chunk that a batched refresh changed: its position, its entry in the chunk
+/// (none: it is new) and what replaces it (none: it emptied).
+type Replaced<'a, F> = (u8, Option<&'a Entry>, Option<Chunk<F>>);
+
+/// One prefix of a batched refresh: its key (masked to its length), length and new best route.
+#[derive(Clone, Copy)]
+struct Update<F: Family> {
+    key: u128,
+    len: u32,
+    data: Option<*const RouteData<F>>,
+}
+
+impl<F: Family> Compact<F> {
+    /// [`Compact::set_in`] for several prefixes at once, each longer than `base` bits and under
+    /// `current`'s path, sorted by key: `current` is rebuilt at most once, and each chunk below
+    /// is visited once for all the prefixes under it.
+    fn set_many_in(
+        current: Option<&Chunk<F>>,
+        base: u32,
+        updates: &[Update<F>],
+        fallback: *const RouteData<F>,
+        guard: &Guard,
+    ) -> Change<F> {
+        if let [one] = updates {
+            return Self::set_in(current, base, one.key, one.len, one.data, fallback, guard);
+        }
+        // The prefixes that end in this chunk change its sources.
+        let mut sources = current.map_or_else(Vec::new, |c| c.sources.clone());
+        let mut sources_changed = false;
+        for u in updates.iter().filter(|u| u.len <= base + STRIDE) {
+            let (rel, pos) = ((u.len - base) as u8, position(u.key, base) as u8);
+            match (sources.binary_search_by_key(&(rel, pos), |s| (s.len, s.pos)), u.data) {
+                (Ok(i), Some(d)) if sources[i].data == d => continue,
+                (Ok(i), Some(d)) => sources[i].data = d,
+                (Ok(i), None) => drop(sources.remove(i)),
+                (Err(i), Some(d)) => sources.insert(i, Source { len: rel, pos, data: d }),
+                (Err(_), None) => continue,
+            }
+            sources_changed = true;
+        }
+        // The longer ones go down, a group per position (contiguous: sorted by key).
+        let deeper: Vec<Update<F>> = updates.iter().filter(|u| u.len > base + STRIDE).copied().collect();
+        let mut replaced: Vec<Replaced<'_, F>> = Vec::new();
+        for group in deeper.chunk_by(|a, b| position(a.key, base) == position(b.key, base)) {
+            let pos = position(group[0].key, base);
+            let entry = current.and_then(|c| c.child_entry(pos));
+            let child = entry.map(|e| chunk::entry_child(e, guard));
+            let below = chunk::painted_at(&sources, pos);
+            if let Change::Replace(new) = Self::set_many_in(child, base + STRIDE, group, below, guard) {
+                replaced.push((pos as u8, entry, new));
+            }
+        }
+        // A child that appears or goes changes this chunk's runs: rebuild it. Otherwise the
+        // replaced children are swapped in place, as `set_in` does.
+        let reshaped = replaced.iter().any(|(_, entry, new)| entry.is_some() != new.is_some());
+        if !sources_changed && !reshaped {
+            for (_, entry, new) in replaced {
+                if let (Some(entry), Some(new)) = (entry, new) {
+                    chunk::replace_child(entry, new);
+                }
+            }
+            return Change::Unchanged;
+        }
+        let mut children = current.map_or_else(Vec::new, |c| c.child_refs(guard));
+        for (pos, _, new) in replaced {
+            let at = children.partition_point(|(p, _)| *p < pos);
+            let present = children.get(at).is_some_and(|(p, _)| *p == pos);
+            match (present, new) {
+                (true, Some(new)) => children[at].1 = Ref::new(new),
+                (true, None) => drop(children.remove(at)),
+                (false, Some(new)) => children.insert(at, (pos, Ref::new(new))),
+                (false, None) => {}
+            }
+        }
+        Change::rebuilt(Chunk::build(sources, children, fallback))
     }
 }
 

@@ -58,14 +58,29 @@ fn run<F: Family>(seed: u64, ops: usize, layout: ForwardingLayout) {
     // The table borrows route data (the routing tree owns it): keep all of it to the end.
     let mut owned = Vec::new();
     for op in 0..ops {
-        let (key, len) = prefixes[rng.random_range(0..prefixes.len())];
-        let data = rng.random_bool(0.65).then(|| Arc::new(RouteData::new(Vec::new()).private(op as u64)));
-        match &data {
-            Some(d) => model.routes.insert((key, len), d.clone()),
-            None => model.routes.remove(&(key, len)),
-        };
-        fib.refresh(key, len, |_| data.as_ref().map(Arc::as_ptr));
-        owned.extend(data);
+        // One refresh, or now and then a batch of up to 12 (`refresh_each`, a bulk add's path;
+        // a prefix may come twice: the last one wins, as in the model).
+        let batch = if rng.random_bool(0.2) { rng.random_range(2..=12) } else { 1 };
+        let mut changes = Vec::new();
+        for _ in 0..batch {
+            let (key, len) = prefixes[rng.random_range(0..prefixes.len())];
+            let data = rng.random_bool(0.65).then(|| Arc::new(RouteData::new(Vec::new()).private(op as u64)));
+            match &data {
+                Some(d) => model.routes.insert((key, len), d.clone()),
+                None => model.routes.remove(&(key, len)),
+            };
+            changes.push((key, len, data));
+        }
+        if let [(key, len, data)] = &changes[..] {
+            fib.refresh(*key, *len, |_| data.as_ref().map(Arc::as_ptr));
+        } else {
+            fib.refresh_each(
+                &changes,
+                |(key, len, _)| (*key, *len),
+                |(_, _, data), _| data.as_ref().map(Arc::as_ptr),
+            );
+        }
+        owned.extend(changes.into_iter().filter_map(|(_, _, data)| data));
         let guard = crate::reclaim::pin();
         for _ in 0..8 {
             let k = probe(&mut rng, &prefixes, bits);
