@@ -323,7 +323,9 @@ fn position(addr: u32, base: u32) -> usize {
 
 /// The direct layout of a forwarding table (see the module docs).
 pub(crate) struct Direct<F: Family> {
-    first: Box<[AtomicU32]>,
+    /// A fixed-size array, so that indexing it with `FIRST_BITS` bits of an address needs no
+    /// bounds check (the lookup loop is instruction-bound when the table is in cache).
+    first: Box<[AtomicU32; 1 << FIRST_BITS]>,
     leaves: LeafSlots<F>,
     chunks: ChunkSlots,
     writer: Mutex<Writer>,
@@ -335,7 +337,7 @@ impl<F: Family> Direct<F> {
     pub(crate) fn new() -> Self {
         debug_assert_eq!(F::BITS, 32, "the direct layout is for IPv4");
         Direct {
-            first: empty_entries(1 << FIRST_BITS),
+            first: empty_entries(1 << FIRST_BITS).try_into().expect("2^FIRST_BITS entries"),
             leaves: Slots::new(),
             chunks: Slots::new(),
             writer: Mutex::new(Writer {
@@ -398,29 +400,36 @@ impl<F: Family> Direct<F> {
     pub(crate) fn lookup_batch_extend<'g>(
         &self,
         keys: &[u128],
-        guard: &'g Guard,
+        _guard: &'g Guard,
         out: &mut Vec<Option<&'g RouteData<F>>>,
     ) {
         out.reserve(keys.len());
+        let first_of = |key: u128| &self.first[(key >> (128 - FIRST_BITS)) as usize];
         for batch in keys.chunks(BATCH) {
             // Software pipelining: the entry of key `i + AHEAD` is requested while key `i`'s is
             // read, and every leaf slot is requested as soon as its index is known and read
-            // only after the whole batch's entries.
-            let mut entries = [NONE; BATCH];
+            // only after the whole batch's entries. The slot itself is kept, not its index, so
+            // that the second pass does not find it again.
+            let mut slots: [Option<&AtomicPtr<RouteData<F>>>; BATCH] = [None; BATCH];
             for &key in &batch[..AHEAD.min(batch.len())] {
-                prefetch(&self.first[(key >> (128 - FIRST_BITS)) as usize]);
+                prefetch(first_of(key));
             }
-            for (i, &key) in batch.iter().enumerate() {
+            for (i, (slot, &key)) in slots.iter_mut().zip(batch).enumerate() {
                 if let Some(&ahead) = batch.get(i + AHEAD) {
-                    prefetch(&self.first[(ahead >> (128 - FIRST_BITS)) as usize]);
+                    prefetch(first_of(ahead));
                 }
                 let entry = self.entry((key >> 96) as u32);
                 if entry != NONE {
-                    prefetch(self.leaves.get(entry));
+                    let leaf = self.leaves.get(entry);
+                    prefetch(leaf);
+                    *slot = Some(leaf);
                 }
-                entries[i] = entry;
             }
-            out.extend(entries[..batch.len()].iter().map(|&e| self.leaf(e, guard)));
+            out.extend(slots[..batch.len()].iter().map(|slot| {
+                // SAFETY: as in `leaf`: the slot's index was read from the table under `_guard`
+                // (invariants 2 to 4).
+                slot.and_then(|slot| unsafe { slot.load(Ordering::Acquire).as_ref() })
+            }));
         }
     }
 

@@ -82,14 +82,20 @@ fn run<F: Family>(seed: u64, ops: usize, layout: ForwardingLayout) {
         }
         owned.extend(changes.into_iter().filter_map(|(_, _, data)| data));
         let guard = crate::reclaim::pin();
-        for _ in 0..8 {
-            let k = probe(&mut rng, &prefixes, bits);
+        let keys: Vec<u128> = (0..8).map(|_| probe(&mut rng, &prefixes, bits)).collect();
+        for &k in &keys {
             assert_eq!(
                 fib.lookup(k, &guard).map(|d| d.private),
                 model.lookup(k),
                 "seed {seed} op {op} key {k:#x}"
             );
         }
+        // The batched lookup (a different code path in each layout) answers alike.
+        let mut batched = Vec::new();
+        fib.lookup_batch_extend(&keys, &guard, &mut batched);
+        let batched: Vec<_> = batched.iter().map(|d| d.map(|d| d.private)).collect();
+        let single: Vec<_> = keys.iter().map(|&k| model.lookup(k)).collect();
+        assert_eq!(batched, single, "seed {seed} op {op}: lookup_batch_extend");
     }
     // Emptying the table leaves no chunk and no leaf.
     for (key, len) in prefixes {
