@@ -252,7 +252,18 @@ impl<F: Family> Compact<F> {
         let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let guard = crate::reclaim::pin();
         let data = best(&guard);
-        self.refresh_locked(&mut writer, key, len, data, &guard);
+        let len = len as u32;
+        if len <= ROOT_BITS {
+            self.set_root(&mut writer, key & mask(len), len, data);
+        } else {
+            let slot = &self.root[(key >> (128 - ROOT_BITS)) as usize];
+            let current = slot.child.load(&guard);
+            if let Change::Replace(chunk) =
+                Self::set_in(current, ROOT_BITS, key & mask(len), len, data, std::ptr::null(), &guard)
+            {
+                slot.child.store(chunk);
+            }
+        }
     }
 
     /// [`Compact::refresh`] for every item of `items` (the prefix and the current best route
@@ -289,30 +300,6 @@ impl<F: Family> Compact<F> {
             let current = slot.child.load(&guard);
             if let Change::Replace(chunk) =
                 Self::set_many_in(current, ROOT_BITS, group, std::ptr::null(), &guard)
-            {
-                slot.child.store(chunk);
-            }
-        }
-    }
-
-    /// Stores `data` as the best route's data of the prefix (`key`, `len`): the body of a
-    /// refresh, under the writer's lock.
-    fn refresh_locked(
-        &self,
-        writer: &mut Writer<F>,
-        key: u128,
-        len: u8,
-        data: Option<*const RouteData<F>>,
-        guard: &Guard,
-    ) {
-        let len = len as u32;
-        if len <= ROOT_BITS {
-            self.set_root(writer, key & mask(len), len, data);
-        } else {
-            let slot = &self.root[(key >> (128 - ROOT_BITS)) as usize];
-            let current = slot.child.load(guard);
-            if let Change::Replace(chunk) =
-                Self::set_in(current, ROOT_BITS, key & mask(len), len, data, std::ptr::null(), guard)
             {
                 slot.child.store(chunk);
             }

@@ -435,19 +435,8 @@ impl<F: Family> Direct<F> {
 
     /// Brings the entries of the prefix (`key`, `len`) up to date with its current best route,
     /// which `best` reads under the lock (see the `fib` module docs).
-    pub(crate) fn refresh(
-        &self,
-        key: u128,
-        len: u8,
-        best: impl FnOnce(&Guard) -> Option<*const RouteData<F>>,
-    ) {
-        // A panic inside a refresh leaves every published entry valid, so a poisoned lock is
-        // still usable.
-        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let guard = crate::reclaim::pin();
-        let data = best(&guard);
-        self.reuse_released(&mut writer);
-        self.refresh_locked(&mut writer, key, len, data);
+    pub(crate) fn refresh(&self, key: u128, len: u8, best: impl Fn(&Guard) -> Option<*const RouteData<F>>) {
+        self.refresh_each(&[(key, len)], |&prefix| prefix, |_, guard| best(guard));
     }
 
     /// [`Direct::refresh`] for every item of `items` (the prefix and the current best route
@@ -459,6 +448,8 @@ impl<F: Family> Direct<F> {
         prefix: impl Fn(&T) -> (u128, u8),
         best: impl Fn(&T, &Guard) -> Option<*const RouteData<F>>,
     ) {
+        // A panic inside a refresh leaves every published entry valid, so a poisoned lock is
+        // still usable.
         let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let guard = crate::reclaim::pin();
         self.reuse_released(&mut writer);

@@ -143,12 +143,7 @@ impl<F: Family> Fib<F> {
     /// Brings the entries of the prefix (`key`, `len`) up to date: takes the lock, asks `best`
     /// for the prefix's current best route in this view (reading the routing tree under the
     /// lock is what makes concurrent refreshes converge, see the module docs) and stores it.
-    pub(crate) fn refresh(
-        &self,
-        key: u128,
-        len: u8,
-        best: impl FnOnce(&Guard) -> Option<*const RouteData<F>>,
-    ) {
+    pub(crate) fn refresh(&self, key: u128, len: u8, best: impl Fn(&Guard) -> Option<*const RouteData<F>>) {
         match &self.layout {
             Layout::Direct(direct) => direct.refresh(key, len, best),
             Layout::Compact(compact) => compact.refresh(key, len, best),

@@ -619,18 +619,17 @@ impl<F: Family> Registration<F> {
     }
 
     /// [`Registration::validate`] for data that other routes may share: used as it is unless
-    /// its preference is 0 (the entity's default), which takes a copy.
+    /// its preference is 0 (the entity's default), which is filled in place when the caller's
+    /// `Arc` is the data's only holder (plain `RouteData`) and on a copy otherwise.
     fn validate_shared(&self, data: SharedRouteData<F>) -> Result<Arc<RouteData<F>>, Error> {
         let mut data = data.0;
         self.check_route_data(&data)?;
         if data.preference.preference == 0 {
-            let default = self.entity.default_preference;
             match Arc::get_mut(&mut data) {
-                // Plain `RouteData` (converted into its own `Arc`): filled in place, no copy.
-                Some(only) => only.preference.preference = default,
+                Some(only) => self.fill_default_preference(only),
                 None => {
                     let mut copy = (*data).clone();
-                    copy.preference.preference = default;
+                    self.fill_default_preference(&mut copy);
                     data = Arc::new(copy);
                 }
             }
@@ -641,10 +640,15 @@ impl<F: Family> Registration<F> {
     /// Checks route data and fills in the default preference.
     fn validate(&self, mut data: RouteData<F>) -> Result<RouteData<F>, Error> {
         self.check_route_data(&data)?;
+        self.fill_default_preference(&mut data);
+        Ok(data)
+    }
+
+    /// Gives data of preference 0 the owner's default preference.
+    fn fill_default_preference(&self, data: &mut RouteData<F>) {
         if data.preference.preference == 0 {
             data.preference.preference = self.entity.default_preference;
         }
-        Ok(data)
     }
 
     /// Checks the next hops of route data: 1 to `max_next_hops`, all the caller's own and live,

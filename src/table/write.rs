@@ -310,17 +310,12 @@ impl<F: Family> TableInner<F> {
             .collect();
         let refused = self.tree.insert_batch(&batch, guard);
         self.dest_count.fetch_add(batch.len() - refused.len(), Ordering::Relaxed);
-        let mut skip = refused.iter().peekable();
+        // `refused` is in batch order: skip each as its index comes.
+        let mut skip = refused.iter().copied().peekable();
         let linked: Vec<&DestObj<F>> = dests
             .iter()
             .enumerate()
-            .filter(|&(i, _)| {
-                let refused = skip.peek() == Some(&&i);
-                if refused {
-                    skip.next();
-                }
-                !refused
-            })
+            .filter(|&(i, _)| skip.next_if_eq(&i).is_none())
             .map(|(_, (dest, _))| &**dest)
             .collect();
         // One forwarding lock per batch (the destinations come sorted by prefix); each best
