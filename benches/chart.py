@@ -9,7 +9,10 @@ target/criterion). Writes:
 - benches/results/criterion.csv: group, implementation, median time per iteration (ns),
   elements per iteration and the rate per second, one line per criterion benchmark;
 - benches/results/lpm_churn.png: longest-prefix-match rates (IPv4 inside / uniform, IPv6) and
-  the churn workload (benches/results/churn.csv, written by `cargo bench --bench churn`).
+  the churn workload (benches/results/churn.csv, written by `cargo bench --bench churn`);
+- benches/results/churn_scaling.png, when benches/results/churn-scaling.csv exists (written by
+  `RTMGR_CHURN_READERS=1,2,4,8,16 cargo bench --bench churn`): readers' lookups/s and the
+  writer's updates/s against the number of reader threads, with and without the writer.
 
 The CSV needs only the standard library; the chart needs matplotlib (`pip install matplotlib`).
 """
@@ -114,6 +117,43 @@ def chart(rows, churn, out):
     print(f"wrote {out}")
 
 
+def scaling_chart(rows, out, machine):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["implementation"] for r in rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for i, name in enumerate(names):
+        color = f"C{i}"
+        for churn, style in (("false", ":"), ("true", "-")):
+            sel = sorted((r for r in rows if r["implementation"] == name and r["churn"] == churn), key=lambda r: int(r["readers"]))
+            xs = [int(r["readers"]) for r in sel]
+            label = f"{name}, {'1 writer' if churn == 'true' else 'no writer'}"
+            left.plot(xs, [float(r["lookups_per_s"]) / 1e6 for r in sel], style, marker="o", color=color, label=label)
+            if churn == "true":
+                right.plot(xs, [float(r["updates_per_s"]) / 1e3 for r in sel], "-", marker="o", color=color, label=name)
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([int(r) for r in sorted({r["readers"] for r in rows}, key=int)])
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("reader threads", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    left.set_yscale("log")
+    left.set_ylabel("M lookups/s, all readers (median of 3, log scale)", fontsize=9)
+    left.set_title("IPv4 LPM, addresses inside prefixes: readers", fontsize=10)
+    left.legend(fontsize=7, loc="center right")
+    right.set_yscale("log")
+    right.set_ylabel("k updates/s (median of 3, log scale)", fontsize=9)
+    right.set_title("the writer beside them (withdraw + re-announce)", fontsize=10)
+    right.legend(fontsize=7)
+    fig.suptitle(f"Scaling under churn, real IPv4 table (565k prefixes); {machine}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main():
     RESULTS.mkdir(exist_ok=True)
     root = criterion_dir()
@@ -125,6 +165,10 @@ def main():
         rows = read_csv(RESULTS / "criterion.csv")
     churn = read_csv(RESULTS / "churn.csv") or read_csv(RESULTS / "churn-quick.csv")
     chart(rows, churn, RESULTS / "lpm_churn.png")
+    scaling = read_csv(RESULTS / "churn-scaling.csv")
+    if scaling:
+        machine = os.environ.get("RTMGR_SCALING_MACHINE", "16-core Intel Xeon VM (KVM), 1 writer thread beside the readers")
+        scaling_chart(scaling, RESULTS / "churn_scaling.png", machine)
 
 
 if __name__ == "__main__":

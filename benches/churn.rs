@@ -20,6 +20,15 @@
 //! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench churn                # ~3 min
 //! RTMGR_BENCH_QUICK=1 cargo bench --bench churn                               # ~1 min
 //! ```
+//!
+//! Reader counts other than 1 and 2 (the scaling run on a machine with more cores) and a subset
+//! of the implementations (arguments: substrings of their names):
+//!
+//! ```text
+//! RTMGR_CHURN_READERS=1,2,4,8,16 cargo bench --bench churn -- rtmgr prefix-trie rotonda
+//! ```
+//!
+//! writes `churn-scaling.csv` instead of `churn.csv`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -113,6 +122,24 @@ fn run(
     }
 }
 
+/// The reader counts to run: `RTMGR_CHURN_READERS` (comma-separated), else 1 and 2.
+fn reader_counts() -> Vec<usize> {
+    match std::env::var("RTMGR_CHURN_READERS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| n.trim().parse().unwrap_or_else(|e| panic!("RTMGR_CHURN_READERS: {n:?}: {e}")))
+            .collect(),
+        Err(_) => vec![1, 2],
+    }
+}
+
+/// Whether the implementation `name` is selected: the bench's arguments that are not options are
+/// substrings of the names to run; none selects all.
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -161,11 +188,15 @@ fn locked_peer<P: Peer>(
     keys: &[u128],
     window: Duration,
     repeats: usize,
+    counts: &[usize],
 ) {
+    let name = format!("{} + RwLock", P::NAME);
+    if !selected(&name) {
+        return;
+    }
     let locked = Locked(RwLock::new(load_peer::<P, _>(anns)));
     let read = |ks: &[u128]| ks.iter().fold(0usize, |a, &k| a.wrapping_add(locked.probe(k)));
-    let name = format!("{} + RwLock", P::NAME);
-    for readers in [1, 2] {
+    for &readers in counts {
         case(rows, &name, readers, repeats, || run(readers, window, keys, anns.len(), &read, None), false);
         case(
             rows,
@@ -191,11 +222,12 @@ fn main() {
     let repeats = if quick { 1 } else { 3 };
     let anns = load::<Ipv4>(IPV4_FILE);
     let keys = addresses_inside(&anns, 1 << 20, 7);
+    let counts = reader_counts();
     let mut rows = Vec::new();
     println!("IPv4, {} prefixes; {:?} per run, median of {repeats}", anns.len(), window);
 
     // ----- rtmgr
-    {
+    if selected("rtmgr") || selected("rtmgr lookup_batch") {
         let Rtmgr { mut routes, hops, reg, table, .. } = Rtmgr::<Ipv4>::load(&anns);
         let mut routes: Vec<Option<Route<Ipv4>>> = routes.drain(..).map(Some).collect();
         let read = |ks: &[u128]| {
@@ -212,8 +244,8 @@ fn main() {
                 .fold(0usize, |a, d| a.wrapping_add(d.map_or(0, |d| d as *const RouteData<Ipv4> as usize)))
         };
         let readers_of: [(&str, Reader<'_>); 2] = [("rtmgr", &read), ("rtmgr lookup_batch", &read_batch)];
-        for (name, read) in readers_of {
-            for readers in [1, 2] {
+        for (name, read) in readers_of.into_iter().filter(|(name, _)| selected(name)) {
+            for &readers in &counts {
                 case(
                     &mut rows,
                     name,
@@ -257,15 +289,15 @@ fn main() {
     }
 
     // ----- peers
-    locked_peer::<PrefixTrie4>(&mut rows, &anns, &keys, window, repeats);
-    locked_peer::<IpNetworkTable4>(&mut rows, &anns, &keys, window, repeats);
-    locked_peer::<IpTrie4>(&mut rows, &anns, &keys, window, repeats);
-    {
+    locked_peer::<PrefixTrie4>(&mut rows, &anns, &keys, window, repeats, &counts);
+    locked_peer::<IpNetworkTable4>(&mut rows, &anns, &keys, window, repeats, &counts);
+    locked_peer::<IpTrie4>(&mut rows, &anns, &keys, window, repeats, &counts);
+    if selected("rotonda-store") {
         let rot = Rotonda::load(&anns);
         let read = |ks: &[u128]| {
             ks.iter().fold(0usize, |a, &k| a.wrapping_add(rot.lookup::<Ipv4>(k).map_or(0, usize::from)))
         };
-        for readers in [1, 2] {
+        for &readers in &counts {
             case(
                 &mut rows,
                 "rotonda-store",
@@ -297,7 +329,12 @@ fn main() {
         writeln!(csv, "{},{},{},{:.0},{:.0}", r.name, r.readers, r.churn, r.lookups_per_s, r.updates_per_s)
             .expect("write to a String");
     }
-    let path = results_dir().join(if quick { "churn-quick.csv" } else { "churn.csv" });
+    let file = match (std::env::var_os("RTMGR_CHURN_READERS").is_some(), quick) {
+        (true, _) => "churn-scaling.csv",
+        (false, true) => "churn-quick.csv",
+        (false, false) => "churn.csv",
+    };
+    let path = results_dir().join(file);
     std::fs::write(&path, csv).expect("write churn.csv");
     println!("wrote {}", path.display());
 }

@@ -41,9 +41,12 @@ pub fn criterion() -> criterion::Criterion {
         .configure_from_args()
 }
 
-/// Where the result files go: `benches/results/` in the crate.
+/// Where the result files go: `benches/results/` in the crate, or `RTMGR_RESULTS_DIR` (for a
+/// bench binary copied to another machine, where the crate's path does not exist).
 pub fn results_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches").join("results");
+    let dir = std::env::var_os("RTMGR_RESULTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches").join("results"));
     std::fs::create_dir_all(&dir).expect("create benches/results");
     dir
 }
@@ -69,9 +72,16 @@ impl<F: Family> Ann<F> {
     }
 }
 
-/// Reads a gzipped `prefix/len asn` file of the crate's `data/`, in file order.
+/// The shipped tables: the crate's `data/`, or `RTMGR_DATA_DIR` (as for `results_dir`).
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("RTMGR_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
+/// Reads a gzipped `prefix/len asn` file of the data directory, in file order.
 pub fn load<F: Family>(name: &str) -> Vec<Ann<F>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name);
+    let path = data_dir().join(name);
     let file = File::open(&path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
     let reader = BufReader::with_capacity(1 << 16, GzDecoder::new(file));
     reader
