@@ -227,7 +227,10 @@ fn main() {
     println!("IPv4, {} prefixes; {:?} per run, median of {repeats}", anns.len(), window);
 
     // ----- rtmgr
-    if selected("rtmgr") || selected("rtmgr lookup_batch") {
+    if ["rtmgr", "rtmgr lookup_batch", "rtmgr, control writer", "rtmgr lookup_batch, control writer"]
+        .iter()
+        .any(|name| selected(name))
+    {
         let Rtmgr { mut routes, hops, reg, table, .. } = Rtmgr::<Ipv4>::load(&anns);
         let mut routes: Vec<Option<Route<Ipv4>>> = routes.drain(..).map(Some).collect();
         let read = |ks: &[u128]| {
@@ -280,6 +283,39 @@ fn main() {
                     },
                     true,
                 );
+            }
+        }
+        // The control: the same readers beside a writer that only reads memory at random
+        // (512 MiB, 50 reads per "update"), not the table. What readers lose here is what any
+        // busy thread on the next core costs them (shared caches, memory bandwidth, sibling
+        // hyperthreads); the rest of what they lose beside the rtmgr writer is interference.
+        let controls: Vec<(String, Reader<'_>)> = readers_of
+            .into_iter()
+            .map(|(name, read)| (format!("{name}, control writer"), read))
+            .filter(|(control, _)| selected(control))
+            .collect();
+        if !controls.is_empty() {
+            let unrelated: Vec<u64> = (0..(64u64 << 20)).collect();
+            for (control, read) in controls {
+                for &readers in &counts {
+                    case(
+                        &mut rows,
+                        &control,
+                        readers,
+                        repeats,
+                        || {
+                            let mut rng = SmallRng::seed_from_u64(1);
+                            let mut write = |_: usize| {
+                                let sum = (0..50).fold(0u64, |a, _| {
+                                    a.wrapping_add(unrelated[rng.random_range(0..unrelated.len())])
+                                });
+                                black_box(sum);
+                            };
+                            run(readers, window, &keys, anns.len(), read, Some(&mut write))
+                        },
+                        true,
+                    );
+                }
             }
         }
         drop(routes);

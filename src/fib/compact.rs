@@ -24,6 +24,8 @@
 
 use std::collections::HashMap;
 
+use crossbeam_utils::CachePadded;
+
 use super::chunk::{self, ChildSlot, Chunk, Entry, Found, STRIDE, Source};
 use super::{mask, prefetch};
 
@@ -69,7 +71,7 @@ const NO_SOURCE: u8 = u8::MAX;
 /// The compact layout of a forwarding table (see the module docs).
 pub(crate) struct Compact<F: Family> {
     pub(super) root: Box<[RootSlot<F>]>,
-    writer: Mutex<Writer<F>>,
+    writer: CachePadded<Mutex<Writer<F>>>,
 }
 
 /// The 8 bits of `key` below its first `base` bits (`base < 128`).
@@ -86,10 +88,10 @@ impl<F: Family> Compact<F> {
             .collect();
         Compact {
             root,
-            writer: Mutex::new(Writer {
+            writer: CachePadded::new(Mutex::new(Writer {
                 root_sources: HashMap::new(),
                 root_lens: vec![NO_SOURCE; 1 << ROOT_BITS].into_boxed_slice(),
-            }),
+            })),
         }
     }
 

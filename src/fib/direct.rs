@@ -35,6 +35,8 @@
 use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 use std::collections::HashMap;
 
+use crossbeam_utils::CachePadded;
+
 use super::prefetch;
 use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, MutexGuard, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
@@ -328,7 +330,7 @@ pub(crate) struct Direct<F: Family> {
     first: Box<[AtomicU32; 1 << FIRST_BITS]>,
     leaves: LeafSlots<F>,
     chunks: ChunkSlots,
-    writer: Mutex<Writer>,
+    writer: CachePadded<Mutex<Writer>>,
     released: Arc<Mutex<Released>>,
 }
 
@@ -340,13 +342,13 @@ impl<F: Family> Direct<F> {
             first: empty_entries(1 << FIRST_BITS).try_into().expect("2^FIRST_BITS entries"),
             leaves: Slots::new(),
             chunks: Slots::new(),
-            writer: Mutex::new(Writer {
+            writer: CachePadded::new(Mutex::new(Writer {
                 sources: HashMap::default(),
                 lens: vec![0],
                 leaf_indices: Indices::new(),
                 below: vec![0],
                 chunk_indices: Indices::new(),
-            }),
+            })),
             released: Arc::new(Mutex::new(Released::default())),
         }
     }

@@ -11,6 +11,8 @@ mod write;
 pub use query::{DestMatch, RouteMatch};
 pub use registration::{AddMode, ChangeOutcome, EntityConfig, Profile, Registration};
 
+use crossbeam_utils::CachePadded;
+
 use crate::cell::EpochCell;
 use crate::counted::Ref;
 use crate::fib::{Fib, ForwardingLayout};
@@ -83,7 +85,7 @@ pub(crate) struct TableInner<F: Family> {
     /// Routes in the table (exact when no write is in flight).
     pub(crate) route_count: AtomicUsize,
     /// One compiled forwarding table per view in `config.forwarding`.
-    pub(crate) forwarding: Vec<Fib<F>>,
+    pub(crate) forwarding: CachePadded<Vec<Fib<F>>>,
 }
 
 /// A routing table of one address family: destinations in a concurrent radix tree, the
@@ -167,11 +169,13 @@ impl<F: Family> Table<F> {
                 sweep_lock: Mutex::new(()),
                 presence: Arc::new(Presence::new()),
                 route_count: AtomicUsize::new(0),
-                forwarding: config
-                    .forwarding
-                    .iter()
-                    .map(|v| Fib::new(ViewSet::from_bits(1 << v), config.forwarding_layout))
-                    .collect(),
+                forwarding: CachePadded::new(
+                    config
+                        .forwarding
+                        .iter()
+                        .map(|v| Fib::new(ViewSet::from_bits(1 << v), config.forwarding_layout))
+                        .collect(),
+                ),
             }),
         }
     }

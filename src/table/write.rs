@@ -226,7 +226,7 @@ impl<F: Family> TableInner<F> {
     /// the current state under the forwarding lock is what makes concurrent refreshes converge).
     pub(crate) fn refresh_forwarding(&self, dest: &DestObj<F>) {
         let prefix = dest.prefix;
-        for fib in &self.forwarding {
+        for fib in self.forwarding.iter() {
             // The planted bug of the loom mutant check: the best route read before the lock is
             // taken, so a concurrent writer's refresh may run in between and be overwritten
             // with a stale route (and one whose route set may be retired meanwhile).
@@ -320,7 +320,7 @@ impl<F: Family> TableInner<F> {
             .collect();
         // One forwarding lock per batch (the destinations come sorted by prefix); each best
         // route is still read under the lock, as `refresh_forwarding` does.
-        for fib in &self.forwarding {
+        for fib in self.forwarding.iter() {
             fib.refresh_each(
                 &linked,
                 |dest| (dest.prefix.key(), dest.prefix.len()),
