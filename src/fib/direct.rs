@@ -37,6 +37,7 @@ use std::collections::HashMap;
 
 use crossbeam_utils::CachePadded;
 
+use super::covers::{self, Covers};
 use super::prefetch;
 use crate::sync::{Arc, AtomicPtr, AtomicU32, Mutex, MutexGuard, Ordering, epoch::Guard};
 use crate::{Family, RouteData};
@@ -299,6 +300,8 @@ struct Writer {
     /// refresh's instructions (callgrind, `examples/write_profile.rs`), and the prefixes may
     /// come from peers, so a fixed hash would invite collisions.
     sources: HashMap<u64, u32, foldhash::fast::RandomState>,
+    /// The same prefixes up to /24, for the parent search of a removal (see `covers.rs`).
+    covers: Covers,
     /// The prefix length of each leaf index.
     lens: Vec<u8>,
     leaf_indices: Indices,
@@ -313,7 +316,7 @@ fn source_id(key: u32, len: u32) -> u64 {
 }
 
 /// The mask of a prefix length on a 32-bit address.
-fn mask32(len: u32) -> u32 {
+pub(super) fn mask32(len: u32) -> u32 {
     if len == 0 { 0 } else { !0 << (32 - len) }
 }
 
@@ -344,6 +347,7 @@ impl<F: Family> Direct<F> {
             chunks: Slots::new(),
             writer: CachePadded::new(Mutex::new(Writer {
                 sources: HashMap::default(),
+                covers: Covers::new(),
                 lens: vec![0],
                 leaf_indices: Indices::new(),
                 below: vec![0],
@@ -467,7 +471,7 @@ impl<F: Family> Direct<F> {
         let len = len as u32;
         let key = (key >> 96) as u32 & mask32(len);
         let id = source_id(key, len);
-        let Writer { sources, lens, leaf_indices, below, chunk_indices } = writer;
+        let Writer { sources, covers, lens, leaf_indices, below, chunk_indices } = writer;
         match (sources.get(&id).copied(), data) {
             (None, None) => {}
             (Some(index), Some(data)) => {
@@ -487,6 +491,9 @@ impl<F: Family> Direct<F> {
                 }
                 lens[index as usize] = len as u8;
                 sources.insert(id, index);
+                if len <= covers::MAX_LEN {
+                    covers.insert(key, len);
+                }
                 let lens = &*lens;
                 // Where nothing longer is painted: lengths never tie, since each prefix has one
                 // index.
@@ -497,10 +504,20 @@ impl<F: Family> Direct<F> {
             }
             (Some(index), None) => {
                 sources.remove(&id);
-                // The longest shorter prefix over this one takes its entries back.
-                let parent = (0..len)
+                if len <= covers::MAX_LEN {
+                    covers.remove(key, len);
+                }
+                // The longest shorter prefix over this one takes its entries back: beyond /24
+                // asked of the prefix map length by length (few prefixes are that long), up to
+                // /24 found in `covers` (at most three cache lines).
+                let shortest_probed = len.min(covers::MAX_LEN + 1);
+                let parent = (shortest_probed..len)
                     .rev()
                     .find_map(|l| sources.get(&source_id(key & mask32(l), l)).copied())
+                    .or_else(|| {
+                        let l = covers.longest_below(key, shortest_probed)?;
+                        sources.get(&source_id(key & mask32(l), l)).copied()
+                    })
                     .unwrap_or(NONE);
                 let paint = |current: u32| (current == index).then_some(parent);
                 let mut chunks = ChunkBook { below, indices: chunk_indices, released: &self.released };

@@ -34,6 +34,7 @@
 
 mod chunk;
 mod compact;
+mod covers;
 mod direct;
 
 use compact::Compact;
