@@ -12,7 +12,8 @@ target/criterion). Writes:
   the churn workload (benches/results/churn.csv, written by `cargo bench --bench churn`);
 - benches/results/churn_scaling.png, when benches/results/churn-scaling.csv exists (written by
   `RTMGR_CHURN_READERS=1,2,4,8,16 cargo bench --bench churn`): readers' lookups/s and the
-  writer's updates/s against the number of reader threads, with and without the writer.
+  writer's updates/s against the number of reader threads, with and without the writer (and,
+  for rtmgr, beside a control writer that reads unrelated memory).
 
 The CSV needs only the standard library; the chart needs matplotlib (`pip install matplotlib`).
 """
@@ -130,9 +131,12 @@ def scaling_chart(rows, out, machine):
         for churn, style in (("false", ":"), ("true", "-")):
             sel = sorted((r for r in rows if r["implementation"] == name and r["churn"] == churn), key=lambda r: int(r["readers"]))
             xs = [int(r["readers"]) for r in sel]
-            label = f"{name}, {'1 writer' if churn == 'true' else 'no writer'}"
+            if not sel:
+                continue
+            label = name if "control" in name else f"{name}, {'1 writer' if churn == 'true' else 'no writer'}"
             left.plot(xs, [float(r["lookups_per_s"]) / 1e6 for r in sel], style, marker="o", color=color, label=label)
-            if churn == "true":
+            # A control writer's "updates" are memory reads, not table updates.
+            if churn == "true" and "control" not in name:
                 right.plot(xs, [float(r["updates_per_s"]) / 1e3 for r in sel], "-", marker="o", color=color, label=name)
     for ax in (left, right):
         ax.set_xscale("log", base=2)

@@ -227,7 +227,7 @@ fn main() {
     println!("IPv4, {} prefixes; {:?} per run, median of {repeats}", anns.len(), window);
 
     // ----- rtmgr
-    if ["rtmgr", "rtmgr lookup_batch", "rtmgr, control writer", "rtmgr lookup_batch, control writer"]
+    if ["rtmgr", "rtmgr lookup_batch", "rtmgr (control writer)", "rtmgr lookup_batch (control writer)"]
         .iter()
         .any(|name| selected(name))
     {
@@ -291,7 +291,7 @@ fn main() {
         // hyperthreads); the rest of what they lose beside the rtmgr writer is interference.
         let controls: Vec<(String, Reader<'_>)> = readers_of
             .into_iter()
-            .map(|(name, read)| (format!("{name}, control writer"), read))
+            .map(|(name, read)| (format!("{name} (control writer)"), read))
             .filter(|(control, _)| selected(control))
             .collect();
         if !controls.is_empty() {
