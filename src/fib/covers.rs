@@ -1,5 +1,5 @@
 //! Which IPv4 prefixes of length 0 to 24 the direct layout holds, arranged so that "the longest
-//! held prefix shorter than this one that covers it" reads at most three cache lines.
+//! held prefix shorter than this one that covers it" reads at most four cache lines.
 //!
 //! The direct layout's writer needs that answer whenever a prefix leaves the table: its entries
 //! go back to that prefix (its *parent*). Asking the prefix map once per shorter length cost up
@@ -11,9 +11,10 @@
 //! /8, 17..=24 in one block per /16. A block is 512 bits (one cache line): the prefixes of up to
 //! 8 more bits below the block's own prefix, numbered as in a binary heap (bit `2^d - 1 + b` for
 //! the prefix `d` bits longer with those bits `b`). So the prefixes that cover an address inside
-//! a block all sit in that block, and the three blocks of an address are all that a search
-//! reads. 65,536 blocks at the last level: 4 MiB, allocated zeroed, so that only the pages of
-//! the /16s that hold prefixes become resident.
+//! a block all sit in that block, and the three blocks of an address (and the index entry of
+//! its /16) are all that a search reads. The last level has a block only for the /16s that ever held a prefix of length 17 to
+//! 24 (18,265 of the 65,536 in the shipped table: 1.1 MiB, plus a 256 KiB index), the first two
+//! levels all 257 of theirs.
 //!
 //! Only the writer holding the direct layout's lock touches this (it lives in its `Writer`).
 
@@ -28,47 +29,94 @@ type Block = [u64; 8];
 
 /// The held prefixes of length `0..=MAX_LEN`.
 pub(super) struct Covers {
-    /// `levels[i]`: `2^(8 i)` blocks, for the lengths `8 i + 1 ..= 8 i + 8` (level 0 also holds
-    /// length 0, at bit 0).
-    levels: [Box<[Block]>; 3],
+    /// Level 0 (lengths 0..=8, length 0 at bit 0) in block 0, level 1 (lengths 9..=16) in
+    /// blocks `1 + /8`.
+    upper: Box<[Block]>,
+    /// Level 2 (lengths 17..=24): the block of each /16 in `lower`, as `1 + position` (0: none
+    /// yet). A block stays once made: a /16 that held long prefixes is likely to again.
+    lower_of: Box<[u32]>,
+    lower: Vec<Block>,
+}
+
+/// Where a prefix's bit is: in `upper` (block index) or in `lower` (by /16).
+enum Place {
+    Upper(usize),
+    Lower(usize),
 }
 
 impl Covers {
     /// No prefix held.
     pub(super) fn new() -> Self {
-        let level = |i: u32| vec![[0u64; 8]; 1 << (LEVEL_BITS * i)].into_boxed_slice();
-        Covers { levels: [level(0), level(1), level(2)] }
+        Covers {
+            upper: vec![[0u64; 8]; 1 + (1 << LEVEL_BITS)].into_boxed_slice(),
+            lower_of: vec![0u32; 1 << (2 * LEVEL_BITS)].into_boxed_slice(),
+            lower: Vec::new(),
+        }
     }
 
     /// The block and bit of the prefix (`key`, `len`), `len <= MAX_LEN`.
     #[inline]
-    fn position(key: u32, len: u32) -> (usize, usize, usize) {
+    fn position(key: u32, len: u32) -> (Place, usize) {
         debug_assert!(len <= MAX_LEN);
         // Length 0 is level 0's root; lengths 8 i + 1 ..= 8 i + 8 are level i, depth 1..=8.
         let level = len.saturating_sub(1) / LEVEL_BITS;
         let base = level * LEVEL_BITS;
-        let block = if base == 0 { 0 } else { (key >> (32 - base)) as usize };
         let depth = len - base;
         let below = if depth == 0 { 0 } else { (key << base >> (32 - depth)) as usize };
-        (level as usize, block, (1 << depth) - 1 + below)
+        let bit = (1 << depth) - 1 + below;
+        let place = match level {
+            0 => Place::Upper(0),
+            1 => Place::Upper(1 + (key >> 24) as usize),
+            _ => Place::Lower((key >> 16) as usize),
+        };
+        (place, bit)
+    }
+
+    /// The block at `place`, if it exists.
+    fn block(&self, place: Place) -> Option<&Block> {
+        match place {
+            Place::Upper(i) => Some(&self.upper[i]),
+            Place::Lower(slash16) => match self.lower_of[slash16] {
+                0 => None,
+                n => Some(&self.lower[n as usize - 1]),
+            },
+        }
     }
 
     /// Records that the prefix (`key`, `len`) is held (`key` masked to `len`, `len <= MAX_LEN`).
     pub(super) fn insert(&mut self, key: u32, len: u32) {
-        let (level, block, bit) = Self::position(key, len);
-        self.levels[level][block][bit / 64] |= 1 << (bit % 64);
+        let (place, bit) = Self::position(key, len);
+        let block = match place {
+            Place::Upper(i) => &mut self.upper[i],
+            Place::Lower(slash16) => {
+                if self.lower_of[slash16] == 0 {
+                    self.lower.push([0; 8]);
+                    // At most 2^16 blocks, so the count fits.
+                    self.lower_of[slash16] = self.lower.len() as u32;
+                }
+                &mut self.lower[self.lower_of[slash16] as usize - 1]
+            }
+        };
+        block[bit / 64] |= 1 << (bit % 64);
     }
 
     /// Records that the prefix (`key`, `len`) is no longer held.
     pub(super) fn remove(&mut self, key: u32, len: u32) {
-        let (level, block, bit) = Self::position(key, len);
-        self.levels[level][block][bit / 64] &= !(1 << (bit % 64));
+        let (place, bit) = Self::position(key, len);
+        let block = match place {
+            Place::Upper(i) => &mut self.upper[i],
+            Place::Lower(slash16) => match self.lower_of[slash16] {
+                0 => return,
+                n => &mut self.lower[n as usize - 1],
+            },
+        };
+        block[bit / 64] &= !(1 << (bit % 64));
     }
 
     /// Whether the prefix (`key`, `len`) is held.
     fn contains(&self, key: u32, len: u32) -> bool {
-        let (level, block, bit) = Self::position(key, len);
-        self.levels[level][block][bit / 64] & (1 << (bit % 64)) != 0
+        let (place, bit) = Self::position(key, len);
+        self.block(place).is_some_and(|block| block[bit / 64] & (1 << (bit % 64)) != 0)
     }
 
     /// The length of the longest held prefix that covers `key` and is shorter than `limit`
