@@ -71,6 +71,7 @@ const NO_SOURCE: u8 = u8::MAX;
 /// The compact layout of a forwarding table (see the module docs).
 pub(crate) struct Compact<F: Family> {
     pub(super) root: Box<[RootSlot<F>]>,
+    /// Padded away from `root`, which every lookup reads (see `Direct::writer`).
     writer: CachePadded<Mutex<Writer<F>>>,
 }
 

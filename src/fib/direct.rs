@@ -10,7 +10,8 @@
 //! pointers, keep the first level at 4 bytes an entry; a leaf index per *prefix* (not per route
 //! data) means that a change of a prefix's best route — the common write — stores one leaf slot
 //! and repaints nothing. Adding a prefix paints its index over the entries where nothing longer
-//! is; removing it paints its parent's index (the longest shorter prefix) where its own was.
+//! is; removing it paints its parent's index (the longest shorter prefix, found through the
+//! covering-prefix index of `covers.rs`) where its own was.
 //!
 //! A lookup reads one first-level entry (one chunk entry more below a /24 that holds longer
 //! prefixes) and one leaf slot. Leaf and chunk slots live in segments that never move
@@ -333,6 +334,8 @@ pub(crate) struct Direct<F: Family> {
     first: Box<[AtomicU32; 1 << FIRST_BITS]>,
     leaves: LeafSlots<F>,
     chunks: ChunkSlots,
+    /// Padded away from the array pointers above, which every lookup reads: every refresh
+    /// stores to the lock word and the bookkeeping.
     writer: CachePadded<Mutex<Writer>>,
     released: Arc<Mutex<Released>>,
 }

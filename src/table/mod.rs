@@ -84,7 +84,10 @@ pub(crate) struct TableInner<F: Family> {
     pub(crate) presence: Arc<Presence>,
     /// Routes in the table (exact when no write is in flight).
     pub(crate) route_count: AtomicUsize,
-    /// One compiled forwarding table per view in `config.forwarding`.
+    /// One compiled forwarding table per view in `config.forwarding`. Every lookup reads this
+    /// field; padded to cache lines of its own, so that the counters and the tree root beside
+    /// it, which every write stores to, do not evict it from the readers' caches (on 16 cores
+    /// readers lost up to 44 % beside one writer before, see docs/BENCHMARKS.md, "Run D").
     pub(crate) forwarding: CachePadded<Vec<Fib<F>>>,
 }
 
