@@ -12,9 +12,9 @@
 //! 8 more bits below the block's own prefix, numbered as in a binary heap (bit `2^d - 1 + b` for
 //! the prefix `d` bits longer with those bits `b`). So the prefixes that cover an address inside
 //! a block all sit in that block, and the three blocks of an address (and the index entry of
-//! its /16) are all that a search reads. The last level has a block only for the /16s that ever held a prefix of length 17 to
-//! 24 (18,265 of the 65,536 in the shipped table: 1.1 MiB, plus a 256 KiB index), the first two
-//! levels all 257 of theirs.
+//! its /16) are all that a search reads. The last level has a block only for the /16s that ever
+//! held a prefix of length 17 to 24 (18,265 of the 65,536 in the shipped table: 1.1 MiB, plus a
+//! 256 KiB index); the first two levels have all 257 of theirs.
 //!
 //! Only the writer holding the direct layout's lock touches this (it lives in its `Writer`).
 
