@@ -122,6 +122,14 @@ fn run(
     }
 }
 
+/// rtmgr's readers: `Table::lookup_data` one by one, and `Table::lookup_batch`.
+const RTMGR_READERS: [&str; 2] = ["rtmgr", "rtmgr lookup_batch"];
+
+/// The name of a reader's case beside the control writer.
+fn control_name(reader: &str) -> String {
+    format!("{reader} (control writer)")
+}
+
 /// The reader counts to run: `RTMGR_CHURN_READERS` (comma-separated), else 1 and 2.
 fn reader_counts() -> Vec<usize> {
     match std::env::var("RTMGR_CHURN_READERS") {
@@ -227,10 +235,7 @@ fn main() {
     println!("IPv4, {} prefixes; {:?} per run, median of {repeats}", anns.len(), window);
 
     // ----- rtmgr
-    if ["rtmgr", "rtmgr lookup_batch", "rtmgr (control writer)", "rtmgr lookup_batch (control writer)"]
-        .iter()
-        .any(|name| selected(name))
-    {
+    if RTMGR_READERS.iter().any(|name| selected(name) || selected(&control_name(name))) {
         let Rtmgr { mut routes, hops, reg, table, .. } = Rtmgr::<Ipv4>::load(&anns);
         let mut routes: Vec<Option<Route<Ipv4>>> = routes.drain(..).map(Some).collect();
         let read = |ks: &[u128]| {
@@ -246,7 +251,8 @@ fn main() {
             out.iter()
                 .fold(0usize, |a, d| a.wrapping_add(d.map_or(0, |d| d as *const RouteData<Ipv4> as usize)))
         };
-        let readers_of: [(&str, Reader<'_>); 2] = [("rtmgr", &read), ("rtmgr lookup_batch", &read_batch)];
+        let readers_of: [(&str, Reader<'_>); 2] =
+            [(RTMGR_READERS[0], &read), (RTMGR_READERS[1], &read_batch)];
         for (name, read) in readers_of.into_iter().filter(|(name, _)| selected(name)) {
             for &readers in &counts {
                 case(
@@ -291,7 +297,7 @@ fn main() {
         // hyperthreads); the rest of what they lose beside the rtmgr writer is interference.
         let controls: Vec<(String, Reader<'_>)> = readers_of
             .into_iter()
-            .map(|(name, read)| (format!("{name} (control writer)"), read))
+            .map(|(name, read)| (control_name(name), read))
             .filter(|(control, _)| selected(control))
             .collect();
         if !controls.is_empty() {

@@ -83,8 +83,12 @@ impl Covers {
         }
     }
 
-    /// Records that the prefix (`key`, `len`) is held (`key` masked to `len`, `len <= MAX_LEN`).
+    /// Records that the prefix (`key`, `len`) is held (`key` masked to `len`); a prefix longer
+    /// than `MAX_LEN` is not recorded.
     pub(super) fn insert(&mut self, key: u32, len: u32) {
+        if len > MAX_LEN {
+            return;
+        }
         let (place, bit) = Self::position(key, len);
         let block = match place {
             Place::Upper(i) => &mut self.upper[i],
@@ -100,8 +104,12 @@ impl Covers {
         block[bit / 64] |= 1 << (bit % 64);
     }
 
-    /// Records that the prefix (`key`, `len`) is no longer held.
+    /// Records that the prefix (`key`, `len`) is no longer held (nothing for one longer than
+    /// `MAX_LEN`).
     pub(super) fn remove(&mut self, key: u32, len: u32) {
+        if len > MAX_LEN {
+            return;
+        }
         let (place, bit) = Self::position(key, len);
         let block = match place {
             Place::Upper(i) => &mut self.upper[i],
@@ -132,6 +140,7 @@ impl Covers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fib::direct::mask32;
     use std::collections::HashSet;
 
     /// Against a set of prefixes, with random inserts and removals over a few /16s (so that
@@ -153,7 +162,7 @@ mod tests {
             // Addresses in 10.0.0.0/15 or 10.128.0.0/16, lengths 0..=24.
             let key = 0x0a00_0000 | (r as u32 & 0x0001_ffff) << 7 | ((r >> 40) as u32 & 1) << 23;
             let len = (r >> 32) as u32 % (MAX_LEN + 1);
-            let prefix = (key & crate::fib::direct::mask32(len), len);
+            let prefix = (key & mask32(len), len);
             if r >> 63 == 0 {
                 covers.insert(prefix.0, prefix.1);
                 held.insert(prefix);
@@ -163,8 +172,7 @@ mod tests {
             }
             let probe = key ^ (next() as u32 & 0xff);
             let limit = (next() % (MAX_LEN as u64 + 2)) as u32;
-            let expected =
-                (0..limit).rev().find(|&l| held.contains(&(probe & crate::fib::direct::mask32(l), l)));
+            let expected = (0..limit).rev().find(|&l| held.contains(&(probe & mask32(l), l)));
             assert_eq!(covers.longest_below(probe, limit), expected, "probe {probe:#x} limit {limit}");
         }
     }
@@ -176,11 +184,11 @@ mod tests {
         let mut covers = Covers::new();
         let key = 0xc0a8_0101;
         for len in 0..=MAX_LEN {
-            covers.insert(key & crate::fib::direct::mask32(len), len);
+            covers.insert(key & mask32(len), len);
         }
         for len in (0..=MAX_LEN).rev() {
             assert_eq!(covers.longest_below(key, MAX_LEN + 1), Some(len));
-            covers.remove(key & crate::fib::direct::mask32(len), len);
+            covers.remove(key & mask32(len), len);
         }
         assert_eq!(covers.longest_below(key, MAX_LEN + 1), None);
     }

@@ -494,9 +494,7 @@ impl<F: Family> Direct<F> {
                 }
                 lens[index as usize] = len as u8;
                 sources.insert(id, index);
-                if len <= covers::MAX_LEN {
-                    covers.insert(key, len);
-                }
+                covers.insert(key, len);
                 let lens = &*lens;
                 // Where nothing longer is painted: lengths never tie, since each prefix has one
                 // index.
@@ -507,20 +505,16 @@ impl<F: Family> Direct<F> {
             }
             (Some(index), None) => {
                 sources.remove(&id);
-                if len <= covers::MAX_LEN {
-                    covers.remove(key, len);
-                }
+                covers.remove(key, len);
                 // The longest shorter prefix over this one takes its entries back: beyond /24
                 // asked of the prefix map length by length (few prefixes are that long), up to
                 // /24 found in `covers` (at most three cache lines).
+                let index_of = |l: u32| sources.get(&source_id(key & mask32(l), l)).copied();
                 let shortest_probed = len.min(covers::MAX_LEN + 1);
                 let parent = (shortest_probed..len)
                     .rev()
-                    .find_map(|l| sources.get(&source_id(key & mask32(l), l)).copied())
-                    .or_else(|| {
-                        let l = covers.longest_below(key, shortest_probed)?;
-                        sources.get(&source_id(key & mask32(l), l)).copied()
-                    })
+                    .find_map(index_of)
+                    .or_else(|| index_of(covers.longest_below(key, shortest_probed)?))
                     .unwrap_or(NONE);
                 let paint = |current: u32| (current == index).then_some(parent);
                 let mut chunks = ChunkBook { below, indices: chunk_indices, released: &self.released };
